@@ -1,0 +1,34 @@
+"""PatAgent: a conversation that keeps its history and talks through an LLMManager."""
+
+from __future__ import annotations
+
+from patcode_core.manager import LLMManager
+from patcode_core.types import CompletionResult, Message
+
+
+class PatAgent:
+    """A conversation with PatCode; ``agent.llm_manager`` is the manager it uses.
+
+    :param llm_manager: the manager to send turns through (default: a new one).
+    :param system_prompt: an optional first message that frames every turn.
+    """
+
+    def __init__(self, llm_manager: LLMManager | None = None, system_prompt: str | None = None) -> None:
+        self.llm_manager = llm_manager if llm_manager is not None else LLMManager()
+        self.system_prompt = system_prompt
+        self.history: list[Message] = []
+
+    def messages_for(self, text: str) -> list[Message]:
+        """The full message list a new turn ``text`` sends."""
+        head = [Message("system", self.system_prompt)] if self.system_prompt else []
+        return [*head, *self.history, Message("user", text)]
+
+    async def ask(self, text: str) -> CompletionResult:
+        """Send one turn with the whole history; the history grows only on success."""
+        result = await self.llm_manager.complete(self.messages_for(text))
+        self.history.extend([Message("user", text), Message("assistant", result.text)])
+        return result
+
+    def clear(self) -> None:
+        """Forget the conversation."""
+        self.history.clear()

@@ -1,0 +1,238 @@
+"""The chat-completions wire format, shared by every plugin whose server speaks it.
+
+Many providers answer ``POST {base_url}/chat/completions`` and
+``GET {base_url}/models`` with the same JSON shapes and the same error body
+(``{"error": {"message", "type", "param", "code"}}``). A plugin describes
+what differs in a :class:`Dialect` and calls :func:`complete` and
+:func:`available` from its hooks. The core itself names no provider.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from patcode_core.context import ProviderContext
+from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.i18n import t
+from patcode_core.transport import retry_after_seconds
+from patcode_core.types import Availability, CompletionRequest, ProviderReply, Usage
+
+#: How long a quick availability check may take, at most.
+AVAILABILITY_TIMEOUT = 5.0
+_DETAIL_LIMIT = 300
+_STANDARD_USAGE = {"prompt_tokens", "completion_tokens", "total_tokens"}
+_STANDARD_TOP = {"id", "object", "created", "model", "choices", "usage"}
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What one provider's chat-completions server does its own way.
+
+    :param max_tokens_field: the request field that caps output tokens.
+    :param models_url: where people see which models the provider serves.
+    :param billing_hint: what to check when the quota is exhausted.
+    """
+
+    max_tokens_field: str = "max_completion_tokens"
+    models_url: str = ""
+    billing_hint: str = ""
+
+
+def payload(request: CompletionRequest, dialect: Dialect) -> dict[str, Any]:
+    """The JSON body for ``POST /chat/completions``."""
+    return {
+        "model": request.model,
+        "messages": [message.as_dict() for message in request.messages],
+        "temperature": request.temperature,
+        dialect.max_tokens_field: request.max_tokens,
+        "stream": False,
+    }
+
+
+def _headers(context: ProviderContext) -> dict[str, str]:
+    key = context.settings.api_key_value()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _not_configured(context: ProviderContext, model: str | None = None) -> ProviderError:
+    var = context.info.key_env or context.var("api_key")
+    return context.error(
+        ErrorKind.NOT_CONFIGURED, t("error.not_configured", var=var), t("suggest.set_key", var=var), model=model
+    )
+
+
+async def complete(context: ProviderContext, request: CompletionRequest, dialect: Dialect) -> ProviderReply:
+    """Send one non-streaming chat completion and return the whole answer."""
+    if context.info.key_env and context.settings.api_key is None:
+        raise _not_configured(context, request.model)
+    try:
+        response = await context.client.post(
+            "/chat/completions", json=payload(request, dialect), headers=_headers(context)
+        )
+    except httpx.TransportError as exc:
+        raise context.transport_error(exc, model=request.model) from None
+    if response.status_code != 200:
+        raise error_from_response(context, response, request.model, dialect)
+    return parse_reply(context, response, request.model)
+
+
+def _json_body(context: ProviderContext, response: httpx.Response, model: str | None) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        kind = response.headers.get("content-type", "").split(";")[0] or "?"
+        raise context.error(
+            ErrorKind.MALFORMED_RESPONSE,
+            t("error.not_json", status=response.status_code, content_type=kind),
+            t("suggest.check_url", var=context.var("base_url")),
+            status_code=response.status_code,
+            model=model,
+        ) from None
+
+
+def parse_reply(context: ProviderContext, response: httpx.Response, model: str) -> ProviderReply:
+    """Read a 200 chat-completion body; anything unusable is a MALFORMED_RESPONSE."""
+    body = _json_body(context, response, model)
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise context.error(
+            ErrorKind.MALFORMED_RESPONSE, t("error.malformed", detail="no choices"), t("suggest.retry_later"), model=model
+        )
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    finish_reason = choice.get("finish_reason")
+    text = message.get("content")
+    refusal = message.get("refusal")
+    if refusal or finish_reason == "content_filter":
+        raise context.error(
+            ErrorKind.CONTENT_FILTER,
+            t("error.content_filter", detail=refusal or finish_reason),
+            t("suggest.rephrase"),
+            model=model,
+        )
+    if not isinstance(text, str) or not text:
+        detail = "empty content" if finish_reason is None else f"empty content, finish_reason={finish_reason}"
+        suggestion = t("suggest.raise_max_tokens") if finish_reason == "length" else t("suggest.retry_later")
+        raise context.error(
+            ErrorKind.MALFORMED_RESPONSE, t("error.malformed", detail=detail), suggestion, model=model
+        )
+    usage_body = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    usage = Usage(
+        input_tokens=_int_or_none(usage_body.get("prompt_tokens")),
+        output_tokens=_int_or_none(usage_body.get("completion_tokens")),
+    )
+    extra: dict[str, Any] = {key: value for key, value in body.items() if key not in _STANDARD_TOP}
+    usage_details = {key: value for key, value in usage_body.items() if key not in _STANDARD_USAGE}
+    if usage_details:
+        extra["usage"] = usage_details
+    return ProviderReply(
+        text=text,
+        model=body.get("model") if isinstance(body.get("model"), str) else model,
+        finish_reason=finish_reason,
+        usage=usage,
+        extra=extra,
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str, str]:
+    """(message, type, code) from an error body of any usual shape, or the raw text."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        kind = response.headers.get("content-type", "").split(";")[0]
+        if "html" in kind:
+            return t("error.html_body"), "", ""
+        return response.text.strip()[:_DETAIL_LIMIT], "", ""
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, str):
+        return error, "", ""
+    if not isinstance(error, dict):
+        return str(error)[:_DETAIL_LIMIT], "", ""
+    return str(error.get("message") or ""), str(error.get("type") or ""), str(error.get("code") or "")
+
+
+def error_from_response(
+    context: ProviderContext, response: httpx.Response, model: str, dialect: Dialect
+) -> ProviderError:
+    """Map a non-200 answer to the ProviderError of its kind, with message and cure."""
+    status = response.status_code
+    detail, error_type, code = _error_fields(response)
+    detail = detail[:_DETAIL_LIMIT] or f"HTTP {status}"
+    lowered = detail.lower()
+    key_var = context.info.key_env or context.var("api_key")
+
+    def make(kind: ErrorKind, message: str, suggestion: str, retry_after: float | None = None) -> ProviderError:
+        return context.error(kind, message, suggestion, status_code=status, retry_after=retry_after, model=model)
+
+    if code == "insufficient_quota" or error_type == "insufficient_quota":
+        return make(ErrorKind.QUOTA_EXHAUSTED, t("error.quota", detail=detail), dialect.billing_hint or t("suggest.billing"))
+    if status == 429:
+        wait = retry_after_seconds(response.headers)
+        suggestion = t("suggest.wait", seconds=f"{wait:.1f}") if wait is not None else t("suggest.rate_limit")
+        return make(ErrorKind.RATE_LIMIT, t("error.rate_limit", detail=detail), suggestion, wait)
+    if status in (401, 403):
+        return make(ErrorKind.AUTHENTICATION, t("error.auth", status=status, detail=detail), t("suggest.check_key", var=key_var))
+    if code == "model_decommissioned":
+        return make(
+            ErrorKind.MODEL_NOT_FOUND,
+            t("error.model_retired", model=model),
+            t("suggest.choose_model", var=context.var("model"), url=dialect.models_url),
+        )
+    if code == "model_not_found" or (status == 404 and "model" in lowered):
+        return make(
+            ErrorKind.MODEL_NOT_FOUND,
+            t("error.model_not_found", model=model),
+            t("suggest.choose_model", var=context.var("model"), url=dialect.models_url),
+        )
+    if status == 404:
+        return make(
+            ErrorKind.ENDPOINT_NOT_FOUND,
+            t("error.endpoint_not_found", url=str(response.request.url)),
+            t("suggest.check_url", var=context.var("base_url")),
+        )
+    if code == "context_length_exceeded" or status == 413 or "context length" in lowered or "maximum context" in lowered:
+        return make(ErrorKind.CONTEXT_LENGTH, t("error.context_length", detail=detail), t("suggest.shorten"))
+    if code in ("content_filter", "content_policy_violation"):
+        return make(ErrorKind.CONTENT_FILTER, t("error.content_filter", detail=detail), t("suggest.rephrase"))
+    if status >= 500 or status == 498:
+        return make(ErrorKind.SERVER_ERROR, t("error.server", status=status, detail=detail), t("suggest.retry_later"))
+    return make(ErrorKind.BAD_REQUEST, t("error.bad_request", status=status, detail=detail), t("suggest.bad_request"))
+
+
+async def available(context: ProviderContext, dialect: Dialect) -> Availability:
+    """Check key and model with ``GET /models`` (costs no tokens)."""
+    if context.info.key_env and context.settings.api_key is None:
+        error = _not_configured(context)
+        return Availability(False, error.message, error.suggestion, ErrorKind.NOT_CONFIGURED)
+    model = context.settings.model
+    try:
+        response = await context.client.get(
+            "/models", headers=_headers(context), timeout=min(AVAILABILITY_TIMEOUT, context.settings.timeout)
+        )
+        if response.status_code != 200:
+            raise error_from_response(context, response, model, dialect)
+        body = _json_body(context, response, model)
+    except httpx.TransportError as exc:
+        error = context.transport_error(exc)
+        return Availability(False, error.message, error.suggestion, error.kind)
+    except ProviderError as error:
+        return Availability(False, error.message, error.suggestion, error.kind)
+    data = body.get("data") if isinstance(body, dict) else None
+    models = tuple(str(item["id"]) for item in data or [] if isinstance(item, dict) and "id" in item)
+    if models and model not in models:
+        return Availability(
+            False,
+            t("error.model_not_found", model=model),
+            t("suggest.choose_model", var=context.var("model"), url=dialect.models_url),
+            ErrorKind.MODEL_NOT_FOUND,
+            models,
+        )
+    return Availability(True, models=models)

@@ -1,0 +1,212 @@
+"""The ``patcode`` command: a thin layer over :class:`LLMManager`.
+
+``patcode`` alone opens an interactive session; ``patcode chat "..."`` answers
+once; ``patcode llm providers|switch|stats|test`` mirror the ``/llm`` commands.
+Exit codes: 0 success, 1 a provider failed, 2 bad usage or configuration,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from patcode_core import __version__
+from patcode_core.errors import ConfigError, PatCodeError
+from patcode_core.i18n import t
+
+if TYPE_CHECKING:
+    from patcode_core.agent import PatAgent
+    from patcode_core.manager import SyncLLMManager
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ENV_FILE = ".env"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="patcode", description=t("cli.description"))
+    parser.add_argument("--version", action="version", version=f"patcode {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{chat,llm}")
+    chat = commands.add_parser("chat", help=t("cli.help_chat"))
+    chat.add_argument("prompt", help=t("cli.help_prompt"))
+    chat.add_argument("--provider", help=t("cli.help_provider"))
+    chat.add_argument("--model", help=t("cli.help_model"))
+    chat.add_argument("--no-fallback", action="store_true", help=t("cli.help_no_fallback"))
+    llm = commands.add_parser("llm", help=t("cli.help_llm"))
+    llm_commands = llm.add_subparsers(dest="llm_command", metavar="{providers,switch,stats,test}", required=True)
+    llm_commands.add_parser("providers", help=t("cli.help_providers"))
+    switch = llm_commands.add_parser("switch", help=t("cli.help_switch"))
+    switch.add_argument("name")
+    llm_commands.add_parser("stats", help=t("cli.help_stats"))
+    test = llm_commands.add_parser("test", help=t("cli.help_test"))
+    test.add_argument("name")
+    return parser
+
+
+def _facade() -> SyncLLMManager:
+    from patcode_core.manager import SyncLLMManager
+
+    return SyncLLMManager()
+
+
+def _print_answer(facade: SyncLLMManager, result: object) -> None:
+    from patcode_core.render import answer_header, answer_notes
+
+    print(answer_header(result))  # type: ignore[arg-type]
+    print(result.text)  # type: ignore[attr-defined]
+    for note in answer_notes(result, facade.manager.settings.llm.max_tokens):  # type: ignore[arg-type]
+        print(note, file=sys.stderr)
+
+
+def persist_default_provider(name: str, path: Path) -> None:
+    """Write ``LLM_DEFAULT_PROVIDER=name`` into ``path`` (replacing an earlier line)."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    wanted = f"LLM_DEFAULT_PROVIDER={name}"
+    replaced = False
+    for index, line in enumerate(lines):
+        if line.strip().startswith("LLM_DEFAULT_PROVIDER=") or line.strip().startswith("export LLM_DEFAULT_PROVIDER="):
+            lines[index] = wanted
+            replaced = True
+    if not replaced:
+        lines.append(wanted)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bool) -> int:
+    """Run ``providers``, ``switch NAME``, ``stats`` or ``test NAME``; print the result."""
+    from patcode_core.render import providers_block, stats_block
+
+    if not words:
+        print(t("cli.llm_usage"), file=sys.stderr)
+        return EXIT_USAGE
+    command, args = words[0], list(words[1:])
+    if command == "providers" and not args:
+        rows = facade.providers_status()
+        print(providers_block(rows))
+        return EXIT_OK if any(row.available for row in rows) else EXIT_FAILED
+    if command == "stats" and not args:
+        print(stats_block(facade.manager))
+        return EXIT_OK
+    if command == "switch" and len(args) == 1:
+        name = facade.switch(args[0])
+        print(t("cli.switched", provider=name))
+        if not facade.manager.is_configured(name):
+            print(t("cli.switched_unconfigured", provider=name), file=sys.stderr)
+        if persist:
+            persist_default_provider(name, Path(ENV_FILE))
+            print(t("cli.switch_saved", provider=name, file=ENV_FILE))
+            if os.environ.get("LLM_DEFAULT_PROVIDER"):
+                print(t("cli.switch_env_overrides"), file=sys.stderr)
+        return EXIT_OK
+    if command == "test" and len(args) == 1:
+        result = facade.test(args[0])
+        print(t("cli.test_ok", provider=result.provider, model=result.model, seconds=f"{result.latency:.2f}"))
+        print(result.text.strip())
+        return EXIT_OK
+    print(t("cli.llm_usage"), file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
+    """Handle one ``/command``; returns False when the session should end."""
+    words = line[1:].split()
+    command = words[0].lower() if words else ""
+    if command in ("exit", "quit", "salir"):
+        return False
+    if command == "help":
+        print(t("cli.repl_help"))
+    elif command == "clear":
+        agent.clear()
+        print(t("cli.cleared"))
+    elif command == "llm":
+        _guard(lambda: run_llm_command(facade, words[1:], persist=False))
+    else:
+        print(t("cli.unknown_command", command=line.split()[0]), file=sys.stderr)
+    return True
+
+
+def _guard(action: Callable[[], int]) -> int:
+    """Run one command, printing a PatCodeError as a readable block."""
+    from patcode_core.render import error_text
+
+    try:
+        return action()
+    except ConfigError as error:
+        print(error_text(error), file=sys.stderr)
+        return EXIT_USAGE
+    except PatCodeError as error:
+        print(error_text(error), file=sys.stderr)
+        return EXIT_FAILED
+
+
+def interactive(facade: SyncLLMManager) -> int:
+    """The interactive session: prompts go to the current provider, ``/`` lines are commands."""
+    from patcode_core.agent import PatAgent
+
+    try:
+        import readline  # noqa: F401  (line editing for input())
+    except ImportError:
+        pass
+    agent = PatAgent(facade.manager)
+    print(t("cli.welcome", provider=facade.get_current_provider() or "-"))
+    while True:
+        try:
+            line = input("patcode> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return EXIT_OK
+        if not line:
+            continue
+        if line.startswith("/"):
+            if not _slash_command(facade, agent, line):
+                return EXIT_OK
+            continue
+
+        def ask(text: str = line) -> int:
+            _print_answer(facade, facade.run(agent.ask(text)))
+            return EXIT_OK
+
+        try:
+            _guard(ask)
+        except KeyboardInterrupt:
+            print(t("cli.interrupted"), file=sys.stderr)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    facade = _facade()
+    try:
+        if args.command == "chat":
+            result = facade.complete(
+                args.prompt, provider=args.provider, model=args.model, fallback=False if args.no_fallback else None
+            )
+            _print_answer(facade, result)
+            return EXIT_OK
+        if args.command == "llm":
+            words = [args.llm_command] + ([args.name] if getattr(args, "name", None) else [])
+            return run_llm_command(facade, words, persist=True)
+        return interactive(facade)
+    finally:
+        facade.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``patcode``; never shows a traceback unless ``PATCODE_DEBUG=1``."""
+    args = _parser().parse_args(argv)
+    try:
+        return _guard(lambda: _dispatch(args))
+    except KeyboardInterrupt:
+        print(t("cli.interrupted"), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the last net: a readable line, the traceback only on request
+        if os.environ.get("PATCODE_DEBUG"):
+            traceback.print_exc()
+        from patcode_core.plugins import describe_exception
+        from patcode_core.redact import redact
+
+        print(f"❌ {t('error.unexpected', error=redact(describe_exception(exc)))}", file=sys.stderr)
+        return EXIT_FAILED

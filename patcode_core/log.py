@@ -1,0 +1,72 @@
+"""Structured log events, rendered for people in a terminal or as JSON.
+
+Each event has a name and key-value fields. The human renderer turns the
+event into the catalogue sentence of the current language, so the terminal
+shows ``[WARNING] Provider 'groq' falló: Connection timeout``; with
+``PATCODE_LOG_FORMAT=json`` every event is one JSON object with its fields and
+that sentence under ``message``. ``PATCODE_LOG_LEVEL`` filters (default
+``info``). Logging never configures structlog globally: an application that
+embeds PatCode keeps its own setup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import structlog
+
+from patcode_core.i18n import t
+from patcode_core.redact import redact
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+# Events shown without a level prefix: success marks, as in the documentation.
+_PLAIN_EVENTS = {"fallback_succeeded"}
+
+
+class _StderrWriter:
+    """Writes each rendered line to the *current* ``sys.stderr``."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = error = critical = exception = log = msg
+
+
+def _sentence(event: str, fields: dict[str, Any]) -> str:
+    try:
+        return t(f"log.{event}", **fields)
+    except KeyError:
+        extras = " ".join(f"{key}={value}" for key, value in fields.items())
+        return f"{event} {extras}".strip()
+
+
+def _render_human(_: object, method: str, event_dict: dict[str, Any]) -> str:
+    event = str(event_dict.pop("event"))
+    event_dict.pop("level", None)
+    sentence = redact(_sentence(event, event_dict))
+    if event in _PLAIN_EVENTS:
+        return sentence
+    return f"[{method.upper()}] {sentence}"
+
+
+def _render_json(_: object, method: str, event_dict: dict[str, Any]) -> str:
+    event = str(event_dict.get("event"))
+    fields = {k: v for k, v in event_dict.items() if k != "event"}
+    record = {"level": method, "event": event, **fields, "message": _sentence(event, dict(fields))}
+    return redact(json.dumps(record, ensure_ascii=False, default=str))
+
+
+def get_logger() -> Any:
+    """A logger honouring ``PATCODE_LOG_LEVEL`` and ``PATCODE_LOG_FORMAT``."""
+    level = LEVELS.get(os.environ.get("PATCODE_LOG_LEVEL", "info").strip().lower(), LEVELS["info"])
+    renderer = _render_json if os.environ.get("PATCODE_LOG_FORMAT", "").strip().lower() == "json" else _render_human
+    return structlog.wrap_logger(
+        _StderrWriter(),
+        processors=[renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=False,
+    )

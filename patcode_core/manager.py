@@ -1,0 +1,457 @@
+"""The LLMManager: sends a request to the current provider and falls back when it fails."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
+from patcode_core.context import ProviderContext
+from patcode_core.errors import AllProvidersFailedError, ConfigError, ErrorKind, PatCodeError, ProviderError
+from patcode_core.i18n import t
+from patcode_core.log import get_logger
+from patcode_core.plugins import PluginHost, describe_exception
+from patcode_core.redact import redact
+from patcode_core.stats import ProviderStats, StatsRecorder
+from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, ProviderReply
+
+#: Status checks never take longer than this, whatever a provider's timeout.
+STATUS_TIMEOUT = 10.0
+ROLES = ("system", "user", "assistant")
+TEST_PROMPT = "Reply with the single word: OK"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    """One row of ``/llm providers``."""
+
+    name: str
+    available: bool
+    model: str
+    current: bool
+    reason: str = ""
+    suggestion: str = ""
+    kind: ErrorKind | None = None
+    broken: bool = False
+
+
+MessagesInput = str | Sequence[Message | Mapping[str, str]]
+
+
+def to_messages(prompt: MessagesInput) -> tuple[Message, ...]:
+    """A prompt string or a message list as validated :class:`Message` values."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise PatCodeError(t("error.empty_prompt"))
+        return (Message("user", prompt),)
+    messages = []
+    for item in prompt:
+        role, content = (item.role, item.content) if isinstance(item, Message) else (item.get("role"), item.get("content"))
+        if role not in ROLES or not isinstance(content, str):
+            raise PatCodeError(t("error.bad_message", role=role, roles=", ".join(ROLES)))
+        messages.append(Message(role, content))
+    if not messages:
+        raise PatCodeError(t("error.empty_prompt"))
+    return tuple(messages)
+
+
+class LLMManager:
+    """Routes completions to providers with automatic fallback; async first.
+
+    :param settings: loaded settings (default: environment and ``.env``).
+    :param host: the plugin host (default: every installed plugin).
+    :param env_file: the ``.env`` to read when ``settings`` is not given.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        host: PluginHost | None = None,
+        *,
+        env_file: str | Path | None = DEFAULT_ENV_FILE,
+    ) -> None:
+        self._log = get_logger()
+        self._host = host if host is not None else PluginHost.discover()
+        self.settings = settings if settings is not None else load_settings(self._host, env_file)
+        llm = self.settings.llm
+        self._contexts = {
+            name: ProviderContext(info, llm.provider(name))
+            for name, info in self._host.providers.items()
+            if name in llm.providers
+        }
+        self._secrets = llm.secret_values()
+        self._stats = StatsRecorder()
+        self._async_hooks: dict[tuple[str, str], bool] = {}
+        self.auto_fallback: bool = llm.auto_fallback
+        configured_order = llm.fallback_entries
+        self._fallback = (
+            self._known_entries(configured_order)
+            if configured_order
+            else [FallbackEntry(name) for name in self.installed]
+        )
+        self._current = self._initial_provider(llm.default_provider)
+        for name, context in self._contexts.items():
+            for warning in context.settings.config_warnings():
+                self._log.warning("config_warning", provider=name, message=warning)
+
+    # -- configuration -------------------------------------------------
+
+    @property
+    def installed(self) -> list[str]:
+        """Every provider name PatCode knows, loaded or broken, by priority."""
+        loaded = sorted(self._contexts, key=lambda n: (self._contexts[n].info.priority, n))
+        return loaded + sorted(name for name in self._host.broken if name not in self._contexts)
+
+    def _known_entries(self, entries: Iterable[FallbackEntry]) -> list[FallbackEntry]:
+        known = []
+        for entry in entries:
+            if entry.provider in self.installed:
+                known.append(entry)
+            else:
+                self._log.warning(
+                    "fallback_unknown_provider", provider=entry.provider, installed=", ".join(self.installed) or "-"
+                )
+        return known
+
+    def _initial_provider(self, configured: str | None) -> str | None:
+        if configured:
+            if configured not in self.installed:
+                raise ConfigError(
+                    t(
+                        "config.unknown_provider",
+                        var="LLM_DEFAULT_PROVIDER",
+                        value=configured,
+                        installed=", ".join(self.installed) or "-",
+                    ),
+                    t("suggest.install_provider"),
+                )
+            return configured
+        return self._fallback[0].provider if self._fallback else None
+
+    def get_current_provider(self) -> str | None:
+        """The provider a request goes to first."""
+        return self._current
+
+    def switch(self, name: str) -> str:
+        """Make ``name`` the current provider; unknown or broken names raise a clear error."""
+        name = name.strip().lower()
+        if name not in self._contexts:
+            if name in self._host.broken:
+                raise PatCodeError(
+                    t("error.plugin_broken", plugin=name, error=self._host.broken[name].error),
+                    t("suggest.plugin_broken", plugin=name),
+                )
+            raise PatCodeError(
+                t("error.unknown_provider", provider=name, installed=", ".join(self.installed) or "-"),
+                t("suggest.install_provider"),
+            )
+        self._current = name
+        return name
+
+    def model_of(self, name: str) -> str:
+        """The model a provider uses when the route names none."""
+        return self._contexts[name].settings.model
+
+    def is_configured(self, name: str) -> bool:
+        """False when the provider needs a key that is not set (checked without network)."""
+        context = self._contexts.get(name)
+        if context is None:
+            return False
+        return not (context.info.key_env and context.settings.api_key is None)
+
+    # -- completions ---------------------------------------------------
+
+    def _route(self, provider: str | None, model: str | None, fallback: bool) -> list[FallbackEntry]:
+        first = provider.strip().lower() if provider else self._current
+        if first is None:
+            raise PatCodeError(t("error.no_providers"), t("suggest.install_provider"))
+        if first not in self.installed:
+            raise PatCodeError(
+                t("error.unknown_provider", provider=first, installed=", ".join(self.installed) or "-"),
+                t("suggest.install_provider"),
+            )
+        route = [FallbackEntry(first, model)]
+        if fallback:
+            route.extend(self._fallback)
+        unique: list[FallbackEntry] = []
+        seen: set[tuple[str, str | None]] = set()
+        for entry in route:
+            resolved = entry.model or (self.model_of(entry.provider) if entry.provider in self._contexts else None)
+            if (entry.provider, resolved) not in seen:
+                seen.add((entry.provider, resolved))
+                unique.append(FallbackEntry(entry.provider, resolved))
+        return unique
+
+    async def complete(
+        self,
+        prompt: MessagesInput,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        fallback: bool | None = None,
+    ) -> CompletionResult:
+        """Answer ``prompt`` (a string or a message list), falling back on provider failures.
+
+        With fallback off, the first error is raised as it is; with it on,
+        :class:`AllProvidersFailedError` lists every provider's failure.
+        """
+        messages = to_messages(prompt)
+        use_fallback = self.auto_fallback if fallback is None else fallback
+        route = self._route(provider, model, use_fallback)
+        llm = self.settings.llm
+        failures: list[ProviderError] = []
+        for index, entry in enumerate(route):
+            if failures:
+                self._log.info("fallback_trying", provider=entry.provider)
+            request = CompletionRequest(
+                messages=messages,
+                model=entry.model or "",
+                temperature=llm.temperature if temperature is None else temperature,
+                max_tokens=llm.max_tokens if max_tokens is None else max_tokens,
+            )
+            try:
+                reply, latency = await self._attempt(entry.provider, request)
+            except ProviderError as error:
+                failures.append(error)
+                if error.kind is ErrorKind.NOT_CONFIGURED:
+                    self._log.info("provider_skipped", provider=error.provider, error=error.message)
+                else:
+                    self._log.warning(
+                        "provider_failed", provider=error.provider, error=error.message, kind=error.kind.value
+                    )
+                if not use_fallback or not error.fallback:
+                    raise
+                continue
+            if failures:
+                self._log.info("fallback_succeeded", provider=entry.provider)
+            return CompletionResult(
+                text=reply.text,
+                provider=entry.provider,
+                model=reply.model or request.model,
+                finish_reason=reply.finish_reason,
+                usage=reply.usage,
+                latency=latency,
+                failures=tuple(failures),
+                extra=reply.extra,
+            )
+        raise self._all_failed(failures)
+
+    def _all_failed(self, failures: list[ProviderError]) -> AllProvidersFailedError:
+        lines = [
+            t("error.all_failed_line", provider=f.provider, message=f.message, suggestion=f.suggestion) for f in failures
+        ]
+        return AllProvidersFailedError(failures, t("error.all_failed"), "\n".join(lines))
+
+    async def _attempt(self, name: str, request: CompletionRequest) -> tuple[ProviderReply, float]:
+        context = self._contexts.get(name)
+        if context is None:
+            broken = self._host.broken[name]
+            raise ProviderError(
+                name,
+                ErrorKind.PLUGIN_ERROR,
+                t("error.plugin_broken", plugin=name, error=self._scrub_text(broken.error)),
+                t("suggest.plugin_broken", plugin=name),
+            )
+        if not self.is_configured(name):
+            var = context.info.key_env or context.var("api_key")
+            raise ProviderError(
+                name, ErrorKind.NOT_CONFIGURED, t("error.not_configured", var=var), t("suggest.set_key", var=var)
+            )
+        started = time.perf_counter()
+        try:
+            reply = await self._call(name, "provider_complete", request=request, context=context)
+            if not isinstance(reply, ProviderReply):
+                raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
+        except asyncio.CancelledError:
+            raise
+        except ProviderError as error:
+            self._stats.record(name, False, time.perf_counter() - started)
+            raise self._scrub(error) from None
+        except httpx.TransportError as exc:
+            self._stats.record(name, False, time.perf_counter() - started)
+            raise self._scrub(context.transport_error(exc, model=request.model)) from None
+        except Exception as exc:  # a plugin bug must not stop the fallback
+            self._stats.record(name, False, time.perf_counter() - started)
+            raise self._scrub(
+                ProviderError(
+                    name,
+                    ErrorKind.PLUGIN_ERROR,
+                    t("error.plugin_failed", plugin=self._host.plugin_of(name), error=describe_exception(exc)),
+                    t("suggest.plugin_broken", plugin=self._host.plugin_of(name)),
+                    model=request.model,
+                )
+            ) from None
+        latency = time.perf_counter() - started
+        self._stats.record(name, True, latency)
+        return reply, latency
+
+    async def _call(self, name: str, hook: str, **kwargs: Any) -> Any:
+        caller = self._host.caller(hook, name)
+        key = (hook, name)
+        is_async = self._async_hooks.get(key)
+        if is_async is None:
+            impls = caller.get_hookimpls()
+            is_async = bool(impls) and all(inspect.iscoroutinefunction(impl.function) for impl in impls)
+            self._async_hooks[key] = is_async
+        if is_async:
+            result = caller(provider=name, **kwargs)
+        else:
+            result = await asyncio.to_thread(caller, provider=name, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _scrub_text(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def _scrub(self, error: ProviderError) -> ProviderError:
+        error.message = self._scrub_text(error.message)
+        error.suggestion = self._scrub_text(error.suggestion)
+        error.args = (error.message,)
+        return error
+
+    # -- status, test, stats -------------------------------------------
+
+    async def availability(self, name: str) -> Availability:
+        """Ask one provider whether it can serve now (fast, spends no tokens)."""
+        if name not in self._contexts:
+            broken = self._host.broken.get(name)
+            error = broken.error if broken else name
+            return Availability(False, t("error.plugin_broken", plugin=name, error=error), t("suggest.plugin_broken", plugin=name), ErrorKind.PLUGIN_ERROR)
+        context = self._contexts[name]
+        if not self.is_configured(name):
+            var = context.info.key_env or context.var("api_key")
+            return Availability(False, t("error.not_configured", var=var), t("suggest.set_key", var=var), ErrorKind.NOT_CONFIGURED)
+        try:
+            answer = await asyncio.wait_for(
+                self._call(name, "provider_available", context=context), min(STATUS_TIMEOUT, context.settings.timeout)
+            )
+        except TimeoutError:
+            return Availability(False, t("error.timeout"), t("suggest.timeout", seconds=f"{context.settings.timeout:g}", var=context.var("timeout")), ErrorKind.TIMEOUT)
+        except httpx.TransportError as exc:
+            error = context.transport_error(exc)
+            return Availability(False, error.message, error.suggestion, error.kind)
+        except ProviderError as error:
+            return Availability(False, self._scrub_text(error.message), self._scrub_text(error.suggestion), error.kind)
+        except Exception as exc:  # a plugin bug shows as a ❌ row, not a crash
+            plugin = self._host.plugin_of(name)
+            return Availability(
+                False,
+                self._scrub_text(t("error.plugin_failed", plugin=plugin, error=describe_exception(exc))),
+                t("suggest.plugin_broken", plugin=plugin),
+                ErrorKind.PLUGIN_ERROR,
+            )
+        if not isinstance(answer, Availability):
+            return Availability(False, t("plugin.bad_reply", got=type(answer).__name__), "", ErrorKind.PLUGIN_ERROR)
+        return answer
+
+    async def providers_status(self) -> list[ProviderStatus]:
+        """Every provider with ✅/❌ and the reason, checked concurrently."""
+        names = self.installed
+        answers = await asyncio.gather(*(self.availability(name) for name in names))
+        return [
+            ProviderStatus(
+                name=name,
+                available=answer.available,
+                model=self.model_of(name) if name in self._contexts else "",
+                current=name == self._current,
+                reason=answer.reason,
+                suggestion=answer.suggestion,
+                kind=answer.kind,
+                broken=name not in self._contexts,
+            )
+            for name, answer in zip(names, answers, strict=True)
+        ]
+
+    async def test(self, name: str, prompt: str = TEST_PROMPT) -> CompletionResult:
+        """Send a tiny real completion to ``name`` only (no fallback)."""
+        name = name.strip().lower()
+        if name not in self.installed:
+            raise PatCodeError(
+                t("error.unknown_provider", provider=name, installed=", ".join(self.installed) or "-"),
+                t("suggest.install_provider"),
+            )
+        return await self.complete(prompt, provider=name, fallback=False, max_tokens=16)
+
+    def stats(self) -> dict[str, ProviderStats]:
+        """Each provider's figures since this manager started (or was reset)."""
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Start the figures again from zero."""
+        self._stats.reset()
+
+    async def aclose(self) -> None:
+        """Close every provider's HTTP client."""
+        await asyncio.gather(*(context.aclose() for context in self._contexts.values()))
+
+    async def __aenter__(self) -> LLMManager:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+class SyncLLMManager:
+    """The same manager for scripts without an event loop: every method blocks."""
+
+    def __init__(self, manager: LLMManager | None = None, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self.manager = manager if manager is not None else LLMManager(**kwargs)
+
+    def run(self, awaitable: Any) -> Any:
+        """Run one coroutine on this facade's private event loop."""
+        try:
+            return self._runner.run(awaitable)
+        except RuntimeError as exc:
+            if "running event loop" in str(exc) or "cannot be called from a running" in str(exc):
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                raise PatCodeError(t("error.sync_in_loop"), t("suggest.use_async")) from None
+            raise
+
+    def complete(self, prompt: MessagesInput, **options: Any) -> CompletionResult:
+        """Blocking :meth:`LLMManager.complete`."""
+        return self.run(self.manager.complete(prompt, **options))
+
+    def providers_status(self) -> list[ProviderStatus]:
+        """Blocking :meth:`LLMManager.providers_status`."""
+        return self.run(self.manager.providers_status())
+
+    def test(self, name: str) -> CompletionResult:
+        """Blocking :meth:`LLMManager.test`."""
+        return self.run(self.manager.test(name))
+
+    def get_current_provider(self) -> str | None:
+        """The provider a request goes to first."""
+        return self.manager.get_current_provider()
+
+    def switch(self, name: str) -> str:
+        """Make ``name`` the current provider."""
+        return self.manager.switch(name)
+
+    def stats(self) -> dict[str, ProviderStats]:
+        """Each provider's figures."""
+        return self.manager.stats()
+
+    def close(self) -> None:
+        """Close the clients and the private event loop."""
+        try:
+            self._runner.run(self.manager.aclose())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> SyncLLMManager:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,70 @@
+"""The base every plugin's settings class extends.
+
+A plugin subclasses :class:`ProviderSettings`, sets its ``env_prefix`` and its
+defaults, and the core loads it from the environment and ``.env``::
+
+    class GroqSettings(ProviderSettings):
+        model_config = SettingsConfigDict(env_prefix="GROQ_")
+        model: str = "openai/gpt-oss-120b"
+        base_url: str = "https://api.groq.com/openai/v1"
+"""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from patcode_core.i18n import t
+
+
+class ProviderSettings(BaseSettings):
+    """Settings every provider has: model, base URL, timeout and maybe a key."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    api_key: SecretStr | None = None
+    model: str = ""
+    base_url: str = ""
+    timeout: float = Field(default=30.0, gt=0)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_is_trimmed(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        try:
+            url = httpx.URL(value)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ValueError(t("config.bad_url")) from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(t("config.bad_url"))
+        return value
+
+    def api_key_value(self) -> str | None:
+        """The key in clear, for the one place that needs it: the auth header."""
+        return self.api_key.get_secret_value() if self.api_key is not None else None
+
+    def secret_values(self) -> list[str]:
+        """Every secret this provider holds, so the core can redact it anywhere."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+    def config_warnings(self) -> list[str]:
+        """Messages about suspicious but usable values (a key of the wrong shape)."""
+        return []

@@ -1,0 +1,122 @@
+"""The values that travel between the core, the plugins and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patcode_core.errors import ErrorKind, ProviderError
+    from patcode_core.provider_settings import ProviderSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message: ``role`` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The message as the chat APIs spell it."""
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a provider counted for one request (``None`` when it did not say)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Input plus output, when both are known."""
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """What the core asks a provider to complete."""
+
+    messages: tuple[Message, ...]
+    model: str
+    temperature: float
+    max_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReply:
+    """What a plugin's ``provider_complete`` returns.
+
+    ``finish_reason`` uses the chat-completions words where they apply
+    (``stop``, ``length``, ``content_filter``, ``tool_calls``); ``extra`` holds
+    provider-specific figures (Groq's ``queue_time``, Ollama's durations).
+    """
+
+    text: str
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionResult:
+    """The answer the manager hands back, with who served it and how fast."""
+
+    text: str
+    provider: str
+    model: str
+    finish_reason: str | None
+    usage: Usage
+    latency: float
+    failures: tuple[ProviderError, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def fallback_from(self) -> str | None:
+        """The first provider that failed before this one answered, if any."""
+        return self.failures[0].provider if self.failures else None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the provider stopped at the token limit, not at the end."""
+        return self.finish_reason == "length"
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """What ``provider_available`` answers: can this provider serve right now?"""
+
+    available: bool
+    reason: str = ""
+    suggestion: str = ""
+    kind: ErrorKind | None = None
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What a plugin's ``provider_info`` returns about one provider.
+
+    :param name: short lowercase name used in settings and commands (``groq``).
+    :param display_name: how people write it (``Groq``).
+    :param settings_class: the plugin's :class:`ProviderSettings` subclass,
+        with its own environment prefix and defaults.
+    :param key_env: the variable that holds its API key, or ``None`` when the
+        provider needs no key (a provider whose key is unset is skipped
+        without any network call).
+    :param priority: where it goes when the user names no order (lower first).
+    :param description: one line for ``/llm providers``.
+    """
+
+    name: str
+    display_name: str
+    settings_class: type[ProviderSettings]
+    key_env: str | None = None
+    priority: int = 100
+    description: str = ""

@@ -1,0 +1,81 @@
+"""Groq for PatCode: chat completions at ``https://api.groq.com/openai/v1``.
+
+Settings (environment or ``.env``): ``GROQ_API_KEY``, ``GROQ_MODEL``,
+``GROQ_TIMEOUT``, ``GROQ_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from patcode_core import chat_completions, hookimpl
+from patcode_core.context import ProviderContext
+from patcode_core.i18n import Catalogue
+from patcode_core.provider_settings import ProviderSettings
+from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply
+
+NAME = "groq"
+#: Groq retired llama-3.1-70b-versatile, mixtral-8x7b-32768 and, on 2026-08-16,
+#: the Llama 3.x models; openai/gpt-oss-120b is its recommended replacement.
+DEFAULT_MODEL = "openai/gpt-oss-120b"
+KEY_PREFIX = "gsk_"
+
+MESSAGES = Catalogue(
+    es={
+        "key_prefix": "GROQ_API_KEY no parece una clave de Groq (debería empezar con 'gsk_'). Verifica tu GROQ_API_KEY",
+        "billing": "Revisa tu plan y límites en https://console.groq.com/settings/limits",
+    },
+    en={
+        "key_prefix": "GROQ_API_KEY does not look like a Groq key (it should start with 'gsk_'). Check your GROQ_API_KEY",
+        "billing": "Check your plan and limits at https://console.groq.com/settings/limits",
+    },
+)
+
+
+class GroqSettings(ProviderSettings):
+    """``GROQ_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="GROQ_")
+
+    model: str = DEFAULT_MODEL
+    base_url: str = "https://api.groq.com/openai/v1"
+
+    def config_warnings(self) -> list[str]:
+        """Warn about a key that is not shaped like Groq's."""
+        key = self.api_key_value()
+        if key is not None and not key.startswith(KEY_PREFIX):
+            return [MESSAGES.t("key_prefix")]
+        return []
+
+
+def _dialect() -> chat_completions.Dialect:
+    return chat_completions.Dialect(
+        max_tokens_field="max_completion_tokens",
+        models_url="https://console.groq.com/docs/models",
+        billing_hint=MESSAGES.t("billing"),
+    )
+
+
+@hookimpl
+def provider_info() -> ProviderInfo:
+    """Groq: fast hosted inference; needs ``GROQ_API_KEY``."""
+    return ProviderInfo(
+        name=NAME,
+        display_name="Groq",
+        settings_class=GroqSettings,
+        key_env="GROQ_API_KEY",
+        priority=10,
+        description="Groq Cloud (API compatible con chat completions)",
+    )
+
+
+@hookimpl
+async def provider_available(provider: str, context: ProviderContext) -> Availability:
+    """Check the key and the model with ``GET /models`` (no tokens spent)."""
+    return await chat_completions.available(context, _dialect())
+
+
+@hookimpl
+async def provider_complete(provider: str, request: CompletionRequest, context: ProviderContext) -> ProviderReply:
+    """One chat completion; Groq's extra usage fields land in ``reply.extra``."""
+    return await chat_completions.complete(context, request, _dialect())

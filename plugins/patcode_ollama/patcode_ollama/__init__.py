@@ -1,0 +1,195 @@
+"""Ollama for PatCode: the native API of a local (or remote) Ollama server.
+
+Completions use ``POST /api/chat`` with ``stream: false``; availability and
+the installed models come from ``GET /api/tags``. Settings: ``OLLAMA_BASE_URL``,
+``OLLAMA_MODEL``, ``OLLAMA_TIMEOUT``. No key is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from pydantic_settings import SettingsConfigDict
+
+from patcode_core import hookimpl
+from patcode_core.context import ProviderContext
+from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.i18n import Catalogue
+from patcode_core.i18n import t as core_t
+from patcode_core.provider_settings import ProviderSettings
+from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, Usage
+
+NAME = "ollama"
+DEFAULT_MODEL = "qwen2.5-coder:1.5b"
+TAGS_TIMEOUT = 5.0
+_DETAIL_LIMIT = 300
+_EXTRA_FIELDS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration", "created_at")
+
+MESSAGES = Catalogue(
+    es={
+        "serve": "Asegúrate que Ollama esté corriendo: ollama serve",
+        "pull": "Descarga el modelo: ollama pull {model}",
+        "not_pulled": "el modelo '{model}' no está descargado en Ollama",
+        "error": "Ollama respondió HTTP {status}: {detail}",
+    },
+    en={
+        "serve": "Make sure Ollama is running: ollama serve",
+        "pull": "Pull the model: ollama pull {model}",
+        "not_pulled": "model '{model}' is not pulled in Ollama",
+        "error": "Ollama answered HTTP {status}: {detail}",
+    },
+)
+
+
+class OllamaSettings(ProviderSettings):
+    """``OLLAMA_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="OLLAMA_")
+
+    model: str = DEFAULT_MODEL
+    base_url: str = "http://localhost:11434"
+
+
+@hookimpl
+def provider_info() -> ProviderInfo:
+    """Ollama: local models, no key, costs nothing."""
+    return ProviderInfo(
+        name=NAME,
+        display_name="Ollama",
+        settings_class=OllamaSettings,
+        key_env=None,
+        priority=20,
+        description="Ollama local (API nativa /api/chat)",
+    )
+
+
+def _same_model(wanted: str, installed: str) -> bool:
+    """``qwen2.5-coder`` matches ``qwen2.5-coder:latest``; tags otherwise must agree."""
+    if ":" not in wanted:
+        wanted += ":latest"
+    if ":" not in installed:
+        installed += ":latest"
+    return wanted == installed
+
+
+def _unreachable(context: ProviderContext, exc: httpx.TransportError, model: str | None = None) -> ProviderError:
+    return context.transport_error(exc, unreachable_suggestion=MESSAGES.t("serve"), model=model)
+
+
+@hookimpl
+async def provider_available(provider: str, context: ProviderContext) -> Availability:
+    """Is the server up (``GET /api/tags``) and the configured model pulled?"""
+    model = context.settings.model
+    try:
+        response = await context.client.get("/api/tags", timeout=min(TAGS_TIMEOUT, context.settings.timeout))
+    except httpx.TransportError as exc:
+        error = _unreachable(context, exc)
+        return Availability(False, error.message, error.suggestion, error.kind)
+    if response.status_code != 200:
+        error = _http_error(context, response, model)
+        return Availability(False, error.message, error.suggestion, error.kind)
+    try:
+        body = response.json()
+        names = tuple(str(item.get("name") or item.get("model")) for item in body.get("models") or [])
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+        return Availability(False, core_t("error.malformed", detail="/api/tags"), "", ErrorKind.MALFORMED_RESPONSE)
+    if not any(_same_model(model, name) for name in names):
+        return Availability(
+            False, MESSAGES.t("not_pulled", model=model), MESSAGES.t("pull", model=model), ErrorKind.MODEL_NOT_FOUND, names
+        )
+    return Availability(True, models=names)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if "html" in response.headers.get("content-type", ""):
+            return core_t("error.html_body")
+        return response.text.strip()[:_DETAIL_LIMIT] or f"HTTP {response.status_code}"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"][:_DETAIL_LIMIT]
+    return str(body)[:_DETAIL_LIMIT]
+
+
+def _http_error(context: ProviderContext, response: httpx.Response, model: str) -> ProviderError:
+    status = response.status_code
+    detail = _error_text(response)
+    lowered = detail.lower()
+
+    def make(kind: ErrorKind, message: str, suggestion: str) -> ProviderError:
+        return context.error(kind, message, suggestion, status_code=status, model=model)
+
+    if status == 404 and "model" in lowered:
+        return make(ErrorKind.MODEL_NOT_FOUND, MESSAGES.t("not_pulled", model=model), MESSAGES.t("pull", model=model))
+    if status == 404:
+        return make(
+            ErrorKind.ENDPOINT_NOT_FOUND,
+            core_t("error.endpoint_not_found", url=str(response.request.url)),
+            core_t("suggest.check_url", var=context.var("base_url")),
+        )
+    if "context" in lowered and ("length" in lowered or "exceed" in lowered):
+        return make(ErrorKind.CONTEXT_LENGTH, core_t("error.context_length", detail=detail), core_t("suggest.shorten"))
+    if status == 429:
+        return make(ErrorKind.RATE_LIMIT, core_t("error.rate_limit", detail=detail), core_t("suggest.rate_limit"))
+    if status >= 500:
+        return make(ErrorKind.SERVER_ERROR, MESSAGES.t("error", status=status, detail=detail), core_t("suggest.retry_later"))
+    return make(ErrorKind.BAD_REQUEST, MESSAGES.t("error", status=status, detail=detail), core_t("suggest.bad_request"))
+
+
+def chat_payload(request: CompletionRequest) -> dict[str, Any]:
+    """The JSON body for ``POST /api/chat``."""
+    return {
+        "model": request.model,
+        "messages": [message.as_dict() for message in request.messages],
+        "stream": False,
+        "options": {"temperature": request.temperature, "num_predict": request.max_tokens},
+    }
+
+
+def _malformed(context: ProviderContext, detail: str, model: str) -> ProviderError:
+    return context.error(
+        ErrorKind.MALFORMED_RESPONSE, core_t("error.malformed", detail=detail), core_t("suggest.retry_later"), model=model
+    )
+
+
+@hookimpl
+async def provider_complete(provider: str, request: CompletionRequest, context: ProviderContext) -> ProviderReply:
+    """One ``/api/chat`` call with ``stream: false``."""
+    try:
+        response = await context.client.post("/api/chat", json=chat_payload(request))
+    except httpx.TransportError as exc:
+        raise _unreachable(context, exc, request.model) from None
+    if response.status_code != 200:
+        raise _http_error(context, response, request.model)
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _malformed(context, "not JSON", request.model) from None
+    if not isinstance(body, dict):
+        raise _malformed(context, "not an object", request.model)
+    if isinstance(body.get("error"), str):
+        raise context.error(
+            ErrorKind.SERVER_ERROR,
+            MESSAGES.t("error", status=response.status_code, detail=body["error"][:_DETAIL_LIMIT]),
+            core_t("suggest.retry_later"),
+            model=request.model,
+        )
+    message = body.get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    if body.get("done") is not True:
+        raise _malformed(context, "done is not true", request.model)
+    if not isinstance(text, str) or not text:
+        raise _malformed(context, "empty message", request.model)
+    return ProviderReply(
+        text=text,
+        model=body.get("model") if isinstance(body.get("model"), str) else request.model,
+        finish_reason=body.get("done_reason") or "stop",
+        usage=Usage(
+            input_tokens=body.get("prompt_eval_count") if isinstance(body.get("prompt_eval_count"), int) else None,
+            output_tokens=body.get("eval_count") if isinstance(body.get("eval_count"), int) else None,
+        ),
+        extra={field: body[field] for field in _EXTRA_FIELDS if field in body},
+    )

@@ -1,0 +1,65 @@
+"""OpenAI for PatCode: chat completions at ``https://api.openai.com/v1``.
+
+Settings (environment or ``.env``): ``OPENAI_API_KEY``, ``OPENAI_MODEL``,
+``OPENAI_TIMEOUT``, ``OPENAI_BASE_URL`` (a proxy or a compatible server).
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from patcode_core import chat_completions, hookimpl
+from patcode_core.context import ProviderContext
+from patcode_core.i18n import Catalogue
+from patcode_core.provider_settings import ProviderSettings
+from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply
+
+NAME = "openai"
+DEFAULT_MODEL = "gpt-4o-mini"
+
+MESSAGES = Catalogue(
+    es={"billing": "Revisa tu plan y facturación en https://platform.openai.com/settings/organization/billing"},
+    en={"billing": "Check your plan and billing at https://platform.openai.com/settings/organization/billing"},
+)
+
+
+class OpenAISettings(ProviderSettings):
+    """``OPENAI_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENAI_")
+
+    model: str = DEFAULT_MODEL
+    base_url: str = "https://api.openai.com/v1"
+
+
+def _dialect() -> chat_completions.Dialect:
+    return chat_completions.Dialect(
+        max_tokens_field="max_completion_tokens",
+        models_url="https://platform.openai.com/docs/models",
+        billing_hint=MESSAGES.t("billing"),
+    )
+
+
+@hookimpl
+def provider_info() -> ProviderInfo:
+    """OpenAI: hosted GPT models; needs ``OPENAI_API_KEY``."""
+    return ProviderInfo(
+        name=NAME,
+        display_name="OpenAI",
+        settings_class=OpenAISettings,
+        key_env="OPENAI_API_KEY",
+        priority=30,
+        description="OpenAI API (chat completions)",
+    )
+
+
+@hookimpl
+async def provider_available(provider: str, context: ProviderContext) -> Availability:
+    """Check the key and the model with ``GET /models`` (no tokens spent)."""
+    return await chat_completions.available(context, _dialect())
+
+
+@hookimpl
+async def provider_complete(provider: str, request: CompletionRequest, context: ProviderContext) -> ProviderReply:
+    """One chat completion."""
+    return await chat_completions.complete(context, request, _dialect())
