@@ -2,7 +2,7 @@
 
 ``from patcode_core.config import settings`` gives a lazily loaded view:
 ``settings.llm.default_provider``, ``settings.llm.auto_fallback``,
-``settings.llm.groq.api_key`` or, flat, ``settings.llm.groq_api_key``.
+``settings.llm.<provider>.api_key`` or, flat, ``settings.llm.<provider>_api_key``.
 Values come from the environment first, then from ``.env`` in the working
 directory. A bad value raises :class:`ConfigError` naming the variable, the
 value and what is accepted — never a pydantic traceback.
@@ -61,7 +61,7 @@ class FallbackEntry:
 
 
 def parse_fallback_order(text: str) -> list[FallbackEntry]:
-    """Split ``groq,ollama/qwen2.5-coder:7b`` into entries (model after the first ``/``)."""
+    """Split ``acme,local/coder:7b`` into entries (model after the first ``/``)."""
     entries = []
     for raw in text.split(","):
         raw = raw.strip()

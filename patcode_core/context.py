@@ -48,7 +48,7 @@ class ProviderContext:
         return self._client
 
     def var(self, field: str) -> str:
-        """The environment variable behind one of this provider's settings (``GROQ_MODEL``)."""
+        """The environment variable behind one of this provider's settings (``ACME_MODEL``)."""
         prefix = str(type(self.settings).model_config.get("env_prefix", ""))
         return f"{prefix}{field}".upper()
 

@@ -82,7 +82,7 @@ class ConfigError(PatCodeError):
 class ProviderError(PatCodeError):
     """A provider could not answer.
 
-    :param provider: the provider's short name (``groq``).
+    :param provider: the provider's short name (``acme``).
     :param kind: what failed; decides fallback through :data:`POLICY`.
     :param message: one human sentence, no secret in it.
     :param suggestion: what the user can do next.

@@ -4,7 +4,7 @@ A plugin is a module (or object) with functions marked ``@hookimpl``, exposed
 through an entry point in the ``patcode.providers`` group::
 
     [project.entry-points."patcode.providers"]
-    groq = "patcode_groq"
+    acme = "patcode_acme"
 
 A hook implementation may accept fewer arguments than its spec, so specs can
 grow without breaking old plugins. ``provider_available`` and

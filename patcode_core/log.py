@@ -2,7 +2,7 @@
 
 Each event has a name and key-value fields. The human renderer turns the
 event into the catalogue sentence of the current language, so the terminal
-shows ``[WARNING] Provider 'groq' falló: Connection timeout``; with
+shows ``[WARNING] Provider 'acme' falló: Connection timeout``; with
 ``PATCODE_LOG_FORMAT=json`` every event is one JSON object with its fields and
 that sentence under ``message``. ``PATCODE_LOG_LEVEL`` filters (default
 ``info``). Logging never configures structlog globally: an application that

@@ -82,8 +82,11 @@ class PluginHost:
             self._mark_broken(name, exc)
             return []
         try:
+            self.pm.check_pending()
             infos = self._infos_of(name)
-        except Exception as exc:
+            if not infos:
+                raise LookupError(t("plugin.no_providers"))
+        except Exception as exc:  # unknown hook names, provider_info raising or lying
             self.pm.unregister(name=name)
             self._mark_broken(name, exc)
             return []

@@ -3,10 +3,10 @@
 A plugin subclasses :class:`ProviderSettings`, sets its ``env_prefix`` and its
 defaults, and the core loads it from the environment and ``.env``::
 
-    class GroqSettings(ProviderSettings):
-        model_config = SettingsConfigDict(env_prefix="GROQ_")
-        model: str = "openai/gpt-oss-120b"
-        base_url: str = "https://api.groq.com/openai/v1"
+    class AcmeSettings(ProviderSettings):
+        model_config = SettingsConfigDict(env_prefix="ACME_")
+        model: str = "acme-large"
+        base_url: str = "https://api.acme.test/v1"
 """
 
 from __future__ import annotations

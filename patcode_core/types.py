@@ -54,7 +54,7 @@ class ProviderReply:
 
     ``finish_reason`` uses the chat-completions words where they apply
     (``stop``, ``length``, ``content_filter``, ``tool_calls``); ``extra`` holds
-    provider-specific figures (Groq's ``queue_time``, Ollama's durations).
+    provider-specific figures (queue times, load durations).
     """
 
     text: str
@@ -103,8 +103,8 @@ class Availability:
 class ProviderInfo:
     """What a plugin's ``provider_info`` returns about one provider.
 
-    :param name: short lowercase name used in settings and commands (``groq``).
-    :param display_name: how people write it (``Groq``).
+    :param name: short lowercase name used in settings and commands (``acme``).
+    :param display_name: how people write it (``Acme``).
     :param settings_class: the plugin's :class:`ProviderSettings` subclass,
         with its own environment prefix and defaults.
     :param key_env: the variable that holds its API key, or ``None`` when the

@@ -67,6 +67,7 @@ MESSAGES: dict[str, str] = {
     "suggest.plugin_broken": "Reinstall or upgrade plugin '{plugin}', or leave it out with PATCODE_LOAD_PLUGINS",
     "suggest.use_async": "Use LLMManager (async) with await",
     # plugin contract
+    "plugin.no_providers": "the plugin declares no provider (provider_info returned nothing)",
     "plugin.bad_info": "provider_info returned {got}, expected ProviderInfo",
     "plugin.bad_reply": "the hook returned {got}, not the type its spec asks for",
     "plugin.duplicate_provider": "provider '{provider}' is already brought by plugin '{owner}'",

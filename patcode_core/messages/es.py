@@ -67,6 +67,7 @@ MESSAGES: dict[str, str] = {
     "suggest.plugin_broken": "Reinstala o actualiza el plugin '{plugin}', o exclúyelo con PATCODE_LOAD_PLUGINS",
     "suggest.use_async": "Usa LLMManager (async) con await",
     # plugin contract
+    "plugin.no_providers": "el plugin no declara ningún provider (provider_info no devolvió nada)",
     "plugin.bad_info": "provider_info devolvió {got}, se esperaba ProviderInfo",
     "plugin.bad_reply": "el hook devolvió {got}, no el tipo que pide la especificación",
     "plugin.duplicate_provider": "el provider '{provider}' ya lo aporta el plugin '{owner}'",

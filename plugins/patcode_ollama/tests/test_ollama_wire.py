@@ -1,0 +1,155 @@
+"""Ollama's native API (/api/chat, /api/tags) and its errors, with respx (no network)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.manager import LLMManager
+from patcode_core.plugins import PluginHost
+
+BASE = "http://localhost:11434"
+
+# The non-streaming chat response of ollama's docs/api.md.
+CHAT = {
+    "model": "qwen2.5-coder:1.5b",
+    "created_at": "2023-12-12T14:13:43.416799Z",
+    "message": {"role": "assistant", "content": "Hello! How are you today?"},
+    "done_reason": "stop",
+    "done": True,
+    "total_duration": 5191566416,
+    "load_duration": 2154458,
+    "prompt_eval_count": 26,
+    "prompt_eval_duration": 383809000,
+    "eval_count": 298,
+    "eval_duration": 4799921000,
+}
+
+TAGS = {
+    "models": [
+        {
+            "name": "qwen2.5-coder:1.5b",
+            "model": "qwen2.5-coder:1.5b",
+            "modified_at": "2023-11-04T14:56:49.277302595-07:00",
+            "size": 7365960935,
+            "digest": "9f438cb9cd581fc025612d27f7c1a6669ff83a8bb0ed86c94fcf4c5440555697",
+            "details": {"format": "gguf", "family": "qwen2", "families": None, "parameter_size": "1.5B", "quantization_level": "Q4_K_M"},
+        },
+        {"name": "llama3.2:latest", "model": "llama3.2:latest", "modified_at": "2024-09-12T21:17:29Z", "size": 1, "digest": "x", "details": {}},
+    ]
+}
+
+
+@pytest.fixture
+def manager(monkeypatch: pytest.MonkeyPatch) -> LLMManager:
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "ollama")
+    return LLMManager(host=PluginHost.discover(), env_file=None)
+
+
+def test_host_lists_ollama_as_installed() -> None:
+    assert "ollama" in PluginHost.discover().providers
+
+
+@respx.mock
+async def test_chat_request_and_answer(manager: LLMManager) -> None:
+    route = respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(200, json=CHAT))
+    result = await manager.complete("hola", temperature=0.1, max_tokens=64)
+    body = json.loads(route.calls.last.request.content)
+    assert body == {
+        "model": "qwen2.5-coder:1.5b",
+        "messages": [{"role": "user", "content": "hola"}],
+        "stream": False,
+        "options": {"temperature": 0.1, "num_predict": 64},
+    }
+    assert "authorization" not in route.calls.last.request.headers
+    assert (result.text, result.provider, result.finish_reason) == ("Hello! How are you today?", "ollama", "stop")
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (26, 298)
+    assert result.extra["eval_duration"] == 4799921000
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "suggestion"),
+    [
+        (404, {"error": "model 'qwen2.5-coder:1.5b' not found"}, ErrorKind.MODEL_NOT_FOUND, "ollama pull qwen2.5-coder:1.5b"),
+        (404, {"error": 'model "qwen2.5-coder:1.5b" not found, try pulling it first'}, ErrorKind.MODEL_NOT_FOUND, "ollama pull qwen2.5-coder:1.5b"),
+        (400, {"error": "invalid options: num_predict"}, ErrorKind.BAD_REQUEST, "Revisa los parámetros"),
+        (500, {"error": "llama runner process has terminated: signal: killed"}, ErrorKind.SERVER_ERROR, "Reintenta"),
+        (503, {"error": "server busy, please try again.  maximum pending requests exceeded"}, ErrorKind.SERVER_ERROR, "Reintenta"),
+    ],
+)
+@respx.mock
+async def test_errors(manager: LLMManager, status: int, body: dict, kind: ErrorKind, suggestion: str) -> None:
+    respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(status, json=body))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is kind and suggestion in caught.value.suggestion
+
+
+@respx.mock
+async def test_model_not_found_message(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(404, json={"error": "model 'qwen2.5-coder:1.5b' not found"}))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert str(caught.value) == (
+        "el modelo 'qwen2.5-coder:1.5b' no está descargado en Ollama. Descarga el modelo: ollama pull qwen2.5-coder:1.5b"
+    )
+
+
+@respx.mock
+async def test_connection_refused_suggests_ollama_serve(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/api/chat").mock(side_effect=httpx.ConnectError("All connection attempts failed"))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is ErrorKind.CONNECTION
+    assert str(caught.value) == "No se pudo conectar a http://localhost:11434. Asegúrate que Ollama esté corriendo: ollama serve"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(200, text="{not json"),
+        httpx.Response(200, json={**CHAT, "done": False}),
+        httpx.Response(200, json={**CHAT, "message": {"role": "assistant", "content": ""}}),
+        httpx.Response(200, json={"model": "x"}),
+    ],
+)
+@respx.mock
+async def test_malformed_answers(manager: LLMManager, response: httpx.Response) -> None:
+    respx.post(f"{BASE}/api/chat").mock(return_value=response)
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is ErrorKind.MALFORMED_RESPONSE
+
+
+@respx.mock
+async def test_in_band_error_is_an_error(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(200, json={"error": "unexpected EOF"}))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is ErrorKind.SERVER_ERROR and "unexpected EOF" in caught.value.message
+
+
+@respx.mock
+async def test_availability_checks_the_model_is_pulled(manager: LLMManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    route = respx.get(f"{BASE}/api/tags").mock(return_value=httpx.Response(200, json=TAGS))
+    answer = await manager.availability("ollama")
+    assert answer.available and "llama3.2:latest" in answer.models
+    route.mock(return_value=httpx.Response(200, json={"models": []}))
+    answer = await manager.availability("ollama")
+    assert not answer.available and answer.kind is ErrorKind.MODEL_NOT_FOUND
+    assert answer.suggestion == "Descarga el modelo: ollama pull qwen2.5-coder:1.5b"
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    answer = await manager.availability("ollama")
+    assert answer.kind is ErrorKind.CONNECTION and answer.suggestion == "Asegúrate que Ollama esté corriendo: ollama serve"
+
+
+@respx.mock
+async def test_untagged_model_matches_latest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "ollama")
+    monkeypatch.setenv("OLLAMA_MODEL", "llama3.2")
+    respx.get(f"{BASE}/api/tags").mock(return_value=httpx.Response(200, json=TAGS))
+    assert (await LLMManager(host=PluginHost.discover(), env_file=None).availability("ollama")).available

@@ -1,0 +1,212 @@
+"""OpenAI's chat completions format and error bodies, with respx (no network)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.manager import LLMManager
+from patcode_core.plugins import PluginHost
+
+BASE = "https://api.openai.com/v1"
+KEY = "sk-proj-unittestkey0123456789abcdefWXYZ"
+
+# The chat completion object of the API reference.
+SUCCESS = {
+    "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+    "object": "chat.completion",
+    "created": 1741570283,
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "The image shows a wooden boardwalk path running through a lush green field.",
+                "refusal": None,
+                "annotations": [],
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 1117,
+        "completion_tokens": 46,
+        "total_tokens": 1163,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+    },
+    "service_tier": "default",
+    "system_fingerprint": "fp_fc9f1d7035",
+}
+
+
+def openai_error(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+@pytest.fixture
+def manager(monkeypatch: pytest.MonkeyPatch) -> LLMManager:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "openai")
+    return LLMManager(host=PluginHost.discover(), env_file=None)
+
+
+def test_host_lists_openai_as_installed() -> None:
+    assert "openai" in PluginHost.discover().providers
+
+
+@respx.mock
+async def test_success(manager: LLMManager) -> None:
+    route = respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(200, json=SUCCESS))
+    result = await manager.complete([{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}], fallback=False)
+    body = json.loads(route.calls.last.request.content)
+    assert body["model"] == "gpt-4o-mini" and body["max_completion_tokens"] == 1024 and body["stream"] is False
+    assert body["messages"] == [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]
+    assert (result.provider, result.model) == ("openai", "gpt-4o-mini-2024-07-18")
+    assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.total_tokens) == (1117, 46, 1163)
+    assert result.extra["service_tier"] == "default"
+
+
+CASES = [
+    (
+        401,
+        openai_error(
+            f"Incorrect API key provided: sk-proj-****{KEY[-4:]}. You can find your API key at https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            "invalid_api_key",
+        ),
+        ErrorKind.AUTHENTICATION,
+        "Verifica tu OPENAI_API_KEY",
+    ),
+    (
+        403,
+        openai_error("Country, region, or territory not supported", "request_forbidden", "unsupported_country_region_territory"),
+        ErrorKind.AUTHENTICATION,
+        "Verifica tu OPENAI_API_KEY",
+    ),
+    (
+        404,
+        openai_error("The model `gpt-9` does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"),
+        ErrorKind.MODEL_NOT_FOUND,
+        "OPENAI_MODEL",
+    ),
+    (
+        429,
+        openai_error(
+            "You exceeded your current quota, please check your plan and billing details. For more information on this "
+            "error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            "insufficient_quota",
+            "insufficient_quota",
+        ),
+        ErrorKind.QUOTA_EXHAUSTED,
+        "facturación",
+    ),
+    (
+        429,
+        openai_error(
+            "Rate limit reached for gpt-4o-mini in organization org-abc on requests per min (RPM): Limit 3, Used 3, "
+            "Requested 1. Please try again in 20s.",
+            "requests",
+            "rate_limit_exceeded",
+        ),
+        ErrorKind.RATE_LIMIT,
+        "Espera un momento",
+    ),
+    (
+        400,
+        openai_error(
+            "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens. "
+            "Please reduce the length of the messages.",
+            "invalid_request_error",
+            "context_length_exceeded",
+            "messages",
+        ),
+        ErrorKind.CONTEXT_LENGTH,
+        "Acorta",
+    ),
+    (
+        400,
+        openai_error("Your request was rejected as a result of our safety system.", "invalid_request_error", "content_policy_violation"),
+        ErrorKind.CONTENT_FILTER,
+        "Reformula",
+    ),
+    (
+        400,
+        openai_error("Invalid value for 'temperature': must be between 0 and 2.", "invalid_request_error", "invalid_value", "temperature"),
+        ErrorKind.BAD_REQUEST,
+        "LLM_TEMPERATURE",
+    ),
+    (
+        500,
+        openai_error("The server had an error while processing your request. Sorry about that!", "server_error", None),
+        ErrorKind.SERVER_ERROR,
+        "Reintenta",
+    ),
+    (
+        503,
+        openai_error("The engine is currently overloaded, please try again later", "server_error", None),
+        ErrorKind.SERVER_ERROR,
+        "Reintenta",
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "kind", "suggestion"), CASES)
+@respx.mock
+async def test_every_error_maps_to_its_kind(
+    manager: LLMManager, status: int, body: dict, kind: ErrorKind, suggestion: str
+) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(status, json=body))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    error = caught.value
+    assert (error.provider, error.kind) == ("openai", kind)
+    assert suggestion in error.suggestion
+    assert KEY[-8:] not in str(error) and "sk-proj-****" not in str(error)
+
+
+@respx.mock
+async def test_quota_is_not_retryable_but_falls_back(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(429, json=CASES[3][1]))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert not caught.value.retryable and caught.value.fallback
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"index": 0, "message": {"role": "assistant", "content": None, "refusal": "I'm sorry, I can't help with that."}, "finish_reason": "stop"},
+        {"index": 0, "message": {"role": "assistant", "content": "Partial answ"}, "finish_reason": "content_filter"},
+    ],
+)
+@respx.mock
+async def test_refusals_and_filtered_answers_are_content_filter(manager: LLMManager, choice: dict) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(200, json={**SUCCESS, "choices": [choice]}))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola")
+    assert caught.value.kind is ErrorKind.CONTENT_FILTER and not caught.value.fallback
+
+
+@respx.mock
+async def test_base_url_points_to_a_compatible_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://proxy.internal.test:8080/v1/")
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "openai")
+    route = respx.post("http://proxy.internal.test:8080/v1/chat/completions").mock(return_value=httpx.Response(200, json=SUCCESS))
+    await LLMManager(host=PluginHost.discover(), env_file=None).complete("hola")
+    assert route.called
+
+
+@respx.mock
+async def test_wrong_base_url_is_endpoint_not_found(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(404, text="404 page not found"))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is ErrorKind.ENDPOINT_NOT_FOUND and caught.value.suggestion == "Verifica OPENAI_BASE_URL"

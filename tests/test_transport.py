@@ -1,0 +1,70 @@
+"""Retry-After parsing, transport error mapping and redaction."""
+
+from __future__ import annotations
+
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from patcode_core.errors import ErrorKind
+from patcode_core.redact import redact
+from patcode_core.transport import retry_after_seconds, transport_error
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "2.5"}, 2.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert retry_after_seconds(headers) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds({"retry-after": later}, now=now.timestamp()) == pytest.approx(30)
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "message"),
+    [
+        (httpx.ConnectError("refused"), ErrorKind.CONNECTION, "No se pudo conectar a http://h:1"),
+        (httpx.ConnectTimeout("slow"), ErrorKind.TIMEOUT, "Connection timeout"),
+        (httpx.ReadTimeout("silent"), ErrorKind.TIMEOUT, "Connection timeout"),
+        (httpx.RemoteProtocolError("closed"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de la respuesta"),
+        (httpx.ReadError("reset"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de la respuesta"),
+    ],
+)
+def test_transport_errors(exc: httpx.TransportError, kind: ErrorKind, message: str) -> None:
+    error = transport_error("p", exc, url="http://h:1", timeout=30, url_var="P_BASE_URL", timeout_var="P_TIMEOUT")
+    assert error.kind is kind and error.message == message
+    if kind is ErrorKind.TIMEOUT:
+        assert error.suggestion == "El provider no respondió en 30s; aumenta P_TIMEOUT o revisa tu red"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Incorrect API key provided: sk-proj-abcd****************wxyz. You can find your API key at ...",
+        "Invalid API Key gsk_1234567890abcdefABCDEF",
+        "Authorization: Bearer abcdefghijklmnop",
+    ],
+)
+def test_redact_key_shapes(text: str) -> None:
+    cleaned = redact(text)
+    assert "***" in cleaned
+    for fragment in ("abcd****", "gsk_1234567890", "abcdefghijklmnop"):
+        assert fragment not in cleaned
+
+
+def test_redact_known_secret_of_any_shape() -> None:
+    assert redact("the key is hunter2hunter2!", ["hunter2hunter2"]) == "the key is ***!"
