@@ -13,6 +13,8 @@ from patcode_core.types import ProviderInfo
 #: Connecting should be quick even when answers are slow.
 CONNECT_TIMEOUT = 10.0
 USER_AGENT = "patcode/0.1"
+#: Connections kept per provider: enough for 100 concurrent calls without reconnecting.
+MAX_CONNECTIONS = 128
 
 
 class ProviderContext:
@@ -43,7 +45,7 @@ class ProviderContext:
                 base_url=self.settings.base_url,
                 timeout=httpx.Timeout(seconds, connect=min(CONNECT_TIMEOUT, seconds)),
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
             )
         return self._client
 
