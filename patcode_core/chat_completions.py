@@ -10,6 +10,7 @@ what differs in a :class:`Dialect` and calls :func:`complete` and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,10 @@ import httpx
 
 from patcode_core.context import ProviderContext
 from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import t
 from patcode_core.transport import retry_after_seconds
-from patcode_core.types import Availability, CompletionRequest, ProviderReply, Usage
+from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, Usage
 
 #: How long a quick availability check may take, at most.
 AVAILABILITY_TIMEOUT = 5.0
@@ -236,3 +238,37 @@ async def available(context: ProviderContext, dialect: Dialect) -> Availability:
             models,
         )
     return Availability(True, models=models)
+
+
+class ChatCompletionsPlugin:
+    """A complete provider plugin for a server that speaks chat completions.
+
+    A plugin package needs only its settings class, its :class:`ProviderInfo`
+    and its :class:`Dialect`, and points its entry point at an instance::
+
+        plugin = ChatCompletionsPlugin(ProviderInfo(...), lambda: Dialect(...))
+
+    :param info: what ``provider_info`` returns.
+    :param dialect: builds the dialect per call (its hints follow the language).
+    """
+
+    def __init__(self, info: ProviderInfo, dialect: Callable[[], Dialect]) -> None:
+        self.info = info
+        self.dialect = dialect
+
+    @hookimpl
+    def provider_info(self) -> ProviderInfo:
+        """The provider this plugin brings."""
+        return self.info
+
+    @hookimpl
+    async def provider_available(self, provider: str, context: ProviderContext) -> Availability:
+        """Check the key and the model with ``GET /models`` (no tokens spent)."""
+        return await available(context, self.dialect())
+
+    @hookimpl
+    async def provider_complete(
+        self, provider: str, request: CompletionRequest, context: ProviderContext
+    ) -> ProviderReply:
+        """One non-streaming chat completion."""
+        return await complete(context, request, self.dialect())

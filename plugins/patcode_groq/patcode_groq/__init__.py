@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from patcode_core import chat_completions, hookimpl
-from patcode_core.context import ProviderContext
+from patcode_core import chat_completions
 from patcode_core.i18n import Catalogue
 from patcode_core.provider_settings import ProviderSettings
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply
+from patcode_core.types import ProviderInfo
 
 NAME = "groq"
 #: Groq retired llama-3.1-70b-versatile, mixtral-8x7b-32768 and, on 2026-08-16,
@@ -56,26 +55,14 @@ def _dialect() -> chat_completions.Dialect:
     )
 
 
-@hookimpl
-def provider_info() -> ProviderInfo:
-    """Groq: fast hosted inference; needs ``GROQ_API_KEY``."""
-    return ProviderInfo(
+plugin = chat_completions.ChatCompletionsPlugin(
+    ProviderInfo(
         name=NAME,
         display_name="Groq",
         settings_class=GroqSettings,
         key_env="GROQ_API_KEY",
         priority=10,
         description="Groq Cloud (API compatible con chat completions)",
-    )
-
-
-@hookimpl
-async def provider_available(provider: str, context: ProviderContext) -> Availability:
-    """Check the key and the model with ``GET /models`` (no tokens spent)."""
-    return await chat_completions.available(context, _dialect())
-
-
-@hookimpl
-async def provider_complete(provider: str, request: CompletionRequest, context: ProviderContext) -> ProviderReply:
-    """One chat completion; Groq's extra usage fields land in ``reply.extra``."""
-    return await chat_completions.complete(context, request, _dialect())
+    ),
+    _dialect,
+)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from patcode_core import chat_completions, hookimpl
-from patcode_core.context import ProviderContext
+from patcode_core import chat_completions
 from patcode_core.i18n import Catalogue
 from patcode_core.provider_settings import ProviderSettings
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply
+from patcode_core.types import ProviderInfo
 
 NAME = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -40,26 +39,14 @@ def _dialect() -> chat_completions.Dialect:
     )
 
 
-@hookimpl
-def provider_info() -> ProviderInfo:
-    """OpenAI: hosted GPT models; needs ``OPENAI_API_KEY``."""
-    return ProviderInfo(
+plugin = chat_completions.ChatCompletionsPlugin(
+    ProviderInfo(
         name=NAME,
         display_name="OpenAI",
         settings_class=OpenAISettings,
         key_env="OPENAI_API_KEY",
         priority=30,
         description="OpenAI API (chat completions)",
-    )
-
-
-@hookimpl
-async def provider_available(provider: str, context: ProviderContext) -> Availability:
-    """Check the key and the model with ``GET /models`` (no tokens spent)."""
-    return await chat_completions.available(context, _dialect())
-
-
-@hookimpl
-async def provider_complete(provider: str, request: CompletionRequest, context: ProviderContext) -> ProviderReply:
-    """One chat completion."""
-    return await chat_completions.complete(context, request, _dialect())
+    ),
+    _dialect,
+)
