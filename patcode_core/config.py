@@ -164,6 +164,11 @@ def _load(settings_class: type[BaseSettings], env_file: str | Path | None, probl
     except ValidationError as exc:
         problems.extend(describe_validation_error(settings_class, exc))
         return None
+    except (UnicodeDecodeError, OSError) as exc:
+        message = t("config.env_unreadable", file=env_file, error=f"{type(exc).__name__}: {exc}")
+        if message not in problems:
+            problems.append(message)
+        return None
 
 
 def load_settings(host: PluginHost | None = None, env_file: str | Path | None = DEFAULT_ENV_FILE) -> Settings:

@@ -83,6 +83,14 @@ def test_bad_dotenv_value_is_reported(tmp_path: Path) -> None:
     assert result.returncode == 2 and "OLLAMA_BASE_URL='localhost:11434' no es válido" in result.stderr
 
 
+def test_unreadable_dotenv_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"GROQ_API_KEY=\xff\xfe\n")
+    result = run(["llm", "stats"], {}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("❌ No se pudo leer .env (UnicodeDecodeError:")
+    assert "debe ser un archivo de texto UTF-8" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_llm_providers(provider_server: FakeProviderServer, tmp_path: Path) -> None:
     result = run(["llm", "providers"], loopback_env(provider_server.url), tmp_path)
     assert result.returncode == 0

@@ -12,6 +12,7 @@ MESSAGES: dict[str, str] = {
     # configuration
     "config.invalid_value": "{var}={value} is not valid: {reason}",
     "config.fix_hint": "Fix the value in your .env or environment",
+    "config.env_unreadable": "Could not read {file} ({error}); it must be a UTF-8 text file of VARIABLE=value lines",
     "config.bad_url": "must be an http:// or https:// URL with a host (e.g. http://localhost:11434)",
     "config.unknown_provider": "{var}='{value}' is not an installed provider. Installed: {installed}",
     "config.reason.number": "must be a number",

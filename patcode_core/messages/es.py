@@ -12,6 +12,7 @@ MESSAGES: dict[str, str] = {
     # configuration
     "config.invalid_value": "{var}={value} no es válido: {reason}",
     "config.fix_hint": "Corrige el valor en tu .env o en el entorno",
+    "config.env_unreadable": "No se pudo leer {file} ({error}); debe ser un archivo de texto UTF-8 con líneas VARIABLE=valor",
     "config.bad_url": "debe ser una URL http:// o https:// con host (p. ej. http://localhost:11434)",
     "config.unknown_provider": "{var}='{value}' no es un provider instalado. Instalados: {installed}",
     "config.reason.number": "debe ser un número",
