@@ -60,17 +60,10 @@ def _headers(context: ProviderContext) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def _not_configured(context: ProviderContext, model: str | None = None) -> ProviderError:
-    var = context.info.key_env or context.var("api_key")
-    return context.error(
-        ErrorKind.NOT_CONFIGURED, t("error.not_configured", var=var), t("suggest.set_key", var=var), model=model
-    )
-
-
 async def complete(context: ProviderContext, request: CompletionRequest, dialect: Dialect) -> ProviderReply:
     """Send one non-streaming chat completion and return the whole answer."""
-    if context.info.key_env and context.settings.api_key is None:
-        raise _not_configured(context, request.model)
+    if not context.configured:
+        raise context.not_configured_error(request.model)
     try:
         response = await context.client.post(
             "/chat/completions", json=payload(request, dialect), headers=_headers(context)
@@ -211,9 +204,8 @@ def error_from_response(
 
 async def available(context: ProviderContext, dialect: Dialect) -> Availability:
     """Check key and model with ``GET /models`` (costs no tokens)."""
-    if context.info.key_env and context.settings.api_key is None:
-        error = _not_configured(context)
-        return Availability(False, error.message, error.suggestion, ErrorKind.NOT_CONFIGURED)
+    if not context.configured:
+        return Availability.from_error(context.not_configured_error())
     model = context.settings.model
     try:
         response = await context.client.get(
@@ -223,10 +215,9 @@ async def available(context: ProviderContext, dialect: Dialect) -> Availability:
             raise error_from_response(context, response, model, dialect)
         body = _json_body(context, response, model)
     except httpx.TransportError as exc:
-        error = context.transport_error(exc)
-        return Availability(False, error.message, error.suggestion, error.kind)
+        return Availability.from_error(context.transport_error(exc))
     except ProviderError as error:
-        return Availability(False, error.message, error.suggestion, error.kind)
+        return Availability.from_error(error)
     data = body.get("data") if isinstance(body, dict) else None
     models = tuple(str(item["id"]) for item in data or [] if isinstance(item, dict) and "id" in item)
     if models and model not in models:

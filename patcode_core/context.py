@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.i18n import t
 from patcode_core.provider_settings import ProviderSettings
 from patcode_core.redact import redact
 from patcode_core.transport import transport_error
@@ -48,6 +49,16 @@ class ProviderContext:
                 limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
             )
         return self._client
+
+    @property
+    def configured(self) -> bool:
+        """False when the provider needs a key that is not set (known without network)."""
+        return not (self.info.key_env and self.settings.api_key is None)
+
+    def not_configured_error(self, model: str | None = None) -> ProviderError:
+        """The NOT_CONFIGURED error naming the missing key variable and how to set it."""
+        var = self.info.key_env or self.var("api_key")
+        return self.error(ErrorKind.NOT_CONFIGURED, t("error.not_configured", var=var), t("suggest.set_key", var=var), model=model)
 
     def var(self, field: str) -> str:
         """The environment variable behind one of this provider's settings (``ACME_MODEL``)."""

@@ -143,15 +143,7 @@ class LLMManager:
         """Make ``name`` the current provider; unknown or broken names raise a clear error."""
         name = name.strip().lower()
         if name not in self._contexts:
-            if name in self._host.broken:
-                raise PatCodeError(
-                    t("error.plugin_broken", plugin=name, error=self._host.broken[name].error),
-                    t("suggest.plugin_broken", plugin=name),
-                )
-            raise PatCodeError(
-                t("error.unknown_provider", provider=name, installed=", ".join(self.installed) or "-"),
-                t("suggest.install_provider"),
-            )
+            raise self._broken_error(name) if name in self._host.broken else self._unknown_error(name)
         self._current = name
         return name
 
@@ -162,9 +154,22 @@ class LLMManager:
     def is_configured(self, name: str) -> bool:
         """False when the provider needs a key that is not set (checked without network)."""
         context = self._contexts.get(name)
-        if context is None:
-            return False
-        return not (context.info.key_env and context.settings.api_key is None)
+        return context is not None and context.configured
+
+    def _unknown_error(self, name: str) -> PatCodeError:
+        return PatCodeError(
+            t("error.unknown_provider", provider=name, installed=", ".join(self.installed) or "-"),
+            t("suggest.install_provider"),
+        )
+
+    def _broken_error(self, name: str) -> ProviderError:
+        broken = self._host.broken[name]
+        return ProviderError(
+            name,
+            ErrorKind.PLUGIN_ERROR,
+            t("error.plugin_broken", plugin=name, error=self._scrub_text(broken.error)),
+            t("suggest.plugin_broken", plugin=name),
+        )
 
     # -- completions ---------------------------------------------------
 
@@ -173,10 +178,7 @@ class LLMManager:
         if first is None:
             raise PatCodeError(t("error.no_providers"), t("suggest.install_provider"))
         if first not in self.installed:
-            raise PatCodeError(
-                t("error.unknown_provider", provider=first, installed=", ".join(self.installed) or "-"),
-                t("suggest.install_provider"),
-            )
+            raise self._unknown_error(first)
         route = [FallbackEntry(first, model)]
         if fallback:
             route.extend(self._fallback)
@@ -254,18 +256,9 @@ class LLMManager:
     async def _attempt(self, name: str, request: CompletionRequest) -> tuple[ProviderReply, float]:
         context = self._contexts.get(name)
         if context is None:
-            broken = self._host.broken[name]
-            raise ProviderError(
-                name,
-                ErrorKind.PLUGIN_ERROR,
-                t("error.plugin_broken", plugin=name, error=self._scrub_text(broken.error)),
-                t("suggest.plugin_broken", plugin=name),
-            )
-        if not self.is_configured(name):
-            var = context.info.key_env or context.var("api_key")
-            raise ProviderError(
-                name, ErrorKind.NOT_CONFIGURED, t("error.not_configured", var=var), t("suggest.set_key", var=var)
-            )
+            raise self._broken_error(name)
+        if not context.configured:
+            raise context.not_configured_error()
         started = time.perf_counter()
         try:
             reply = await self._call(name, "provider_complete", request=request, context=context)
@@ -324,24 +317,22 @@ class LLMManager:
     async def availability(self, name: str) -> Availability:
         """Ask one provider whether it can serve now (fast, spends no tokens)."""
         if name not in self._contexts:
-            broken = self._host.broken.get(name)
-            error = broken.error if broken else name
-            return Availability(False, t("error.plugin_broken", plugin=name, error=error), t("suggest.plugin_broken", plugin=name), ErrorKind.PLUGIN_ERROR)
+            if name not in self._host.broken:
+                raise self._unknown_error(name)
+            return Availability.from_error(self._broken_error(name))
         context = self._contexts[name]
-        if not self.is_configured(name):
-            var = context.info.key_env or context.var("api_key")
-            return Availability(False, t("error.not_configured", var=var), t("suggest.set_key", var=var), ErrorKind.NOT_CONFIGURED)
+        if not context.configured:
+            return Availability.from_error(context.not_configured_error())
         try:
             answer = await asyncio.wait_for(
                 self._call(name, "provider_available", context=context), min(STATUS_TIMEOUT, context.settings.timeout)
             )
         except TimeoutError:
-            return Availability(False, t("error.timeout"), t("suggest.timeout", seconds=f"{context.settings.timeout:g}", var=context.var("timeout")), ErrorKind.TIMEOUT)
+            return Availability.from_error(context.transport_error(httpx.ReadTimeout("status check")))
         except httpx.TransportError as exc:
-            error = context.transport_error(exc)
-            return Availability(False, error.message, error.suggestion, error.kind)
+            return Availability.from_error(context.transport_error(exc))
         except ProviderError as error:
-            return Availability(False, self._scrub_text(error.message), self._scrub_text(error.suggestion), error.kind)
+            return Availability.from_error(self._scrub(error))
         except Exception as exc:  # a plugin bug shows as a ❌ row, not a crash
             plugin = self._host.plugin_of(name)
             return Availability(
@@ -376,10 +367,7 @@ class LLMManager:
         """Send a tiny real completion to ``name`` only (no fallback)."""
         name = name.strip().lower()
         if name not in self.installed:
-            raise PatCodeError(
-                t("error.unknown_provider", provider=name, installed=", ".join(self.installed) or "-"),
-                t("suggest.install_provider"),
-            )
+            raise self._unknown_error(name)
         return await self.complete(prompt, provider=name, fallback=False, max_tokens=16)
 
     def stats(self) -> dict[str, ProviderStats]:

@@ -98,6 +98,11 @@ class Availability:
     kind: ErrorKind | None = None
     models: tuple[str, ...] = ()
 
+    @classmethod
+    def from_error(cls, error: ProviderError) -> Availability:
+        """"Not available", for the reason and with the cure ``error`` carries."""
+        return cls(False, error.message, error.suggestion, error.kind)
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderInfo:

@@ -85,11 +85,9 @@ async def provider_available(provider: str, context: ProviderContext) -> Availab
     try:
         response = await context.client.get("/api/tags", timeout=min(TAGS_TIMEOUT, context.settings.timeout))
     except httpx.TransportError as exc:
-        error = _unreachable(context, exc)
-        return Availability(False, error.message, error.suggestion, error.kind)
+        return Availability.from_error(_unreachable(context, exc))
     if response.status_code != 200:
-        error = _http_error(context, response, model)
-        return Availability(False, error.message, error.suggestion, error.kind)
+        return Availability.from_error(_http_error(context, response, model))
     try:
         body = response.json()
         names = tuple(str(item.get("name") or item.get("model")) for item in body.get("models") or [])
