@@ -20,7 +20,7 @@ from patcode_core.context import ProviderContext
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import t
-from patcode_core.transport import retry_after_seconds
+from patcode_core.transport import rate_limit_wait
 from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, Usage
 
 #: How long a quick availability check may take, at most.
@@ -170,7 +170,7 @@ def error_from_response(
     if code == "insufficient_quota" or error_type == "insufficient_quota":
         return make(ErrorKind.QUOTA_EXHAUSTED, t("error.quota", detail=detail), dialect.billing_hint or t("suggest.billing"))
     if status == 429:
-        wait = retry_after_seconds(response.headers)
+        wait = rate_limit_wait(response.headers)
         suggestion = t("suggest.wait", seconds=f"{wait:.1f}") if wait is not None else t("suggest.rate_limit")
         return make(ErrorKind.RATE_LIMIT, t("error.rate_limit", detail=detail), suggestion, wait)
     if status in (401, 403):

@@ -39,6 +39,20 @@ class LLMSettings(BaseSettings):
     fallback_order: str = ""
     temperature: float = Field(default=0.7, ge=0, le=2)
     max_tokens: int = Field(default=1024, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    max_rate_limit_wait: float = Field(default=60.0, ge=0)
+    request_deadline: float = Field(default=120.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    first_byte_timeout: float | None = Field(default=None, gt=0)
+    breaker_threshold: int = Field(default=3, ge=1)
+    breaker_cooldown: float = Field(default=30.0, gt=0)
+    breaker_max_cooldown: float = Field(default=300.0, gt=0)
+
+    @field_validator("first_byte_timeout", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("default_provider", mode="before")
     @classmethod

@@ -2,35 +2,68 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 import httpx
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
 from patcode_core.provider_settings import ProviderSettings
+from patcode_core.ratelimit import QuotaTracker, RequestsPerMinute
 from patcode_core.redact import redact
 from patcode_core.transport import transport_error
 from patcode_core.types import ProviderInfo
 
-#: Connecting should be quick even when answers are slow.
-CONNECT_TIMEOUT = 10.0
+#: The model of the attempt in flight, so response headers are booked to it.
+ATTEMPT_MODEL: ContextVar[str | None] = ContextVar("patcode_attempt_model", default=None)
 USER_AGENT = "patcode/0.1"
 #: Connections kept per provider: enough for 100 concurrent calls without reconnecting.
 MAX_CONNECTIONS = 128
 
 
-class ProviderContext:
-    """One provider's settings and its reused ``httpx.AsyncClient``.
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """The limits that apply below the provider's own ``*_TIMEOUT``.
 
-    The client is created on first use with ``base_url`` and the provider's
-    timeout (connect capped at :data:`CONNECT_TIMEOUT`) and is closed by the
-    manager. Plugins send their key per request, never store it on the client.
+    :param connect: seconds to open a connection (``LLM_CONNECT_TIMEOUT``).
+    :param first_byte: seconds from sending to the first byte of the answer
+        (``LLM_FIRST_BYTE_TIMEOUT``; ``None``: the provider's timeout).
     """
 
-    def __init__(self, info: ProviderInfo, settings: ProviderSettings) -> None:
+    connect: float = 10.0
+    first_byte: float | None = None
+
+
+class ProviderContext:
+    """One provider's settings, its reused ``httpx.AsyncClient`` and its rate-limit state.
+
+    The client is created on first use with ``base_url``, the connect and
+    first-byte limits of :class:`Timeouts` (never above the provider's
+    timeout), and is closed by the manager. It reads the ``x-ratelimit-*`` and
+    ``Retry-After`` headers of every answer into :attr:`quota` by itself, so
+    a plugin that uses it gets rate-limit awareness for free. Plugins send
+    their key per request, never store it on the client.
+    """
+
+    def __init__(self, info: ProviderInfo, settings: ProviderSettings, timeouts: Timeouts | None = None) -> None:
         self.info = info
         self.settings = settings
+        self.timeouts = timeouts or Timeouts()
+        self.requests_per_minute = RequestsPerMinute(settings.rpm)
+        self.quota = QuotaTracker()
         self._client: httpx.AsyncClient | None = None
         self._secrets = settings.secret_values()
+
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds allowed to open a connection."""
+        return min(self.timeouts.connect, self.settings.timeout)
+
+    @property
+    def first_byte_timeout(self) -> float:
+        """Seconds allowed between sending a request and the answer's first byte."""
+        return min(self.timeouts.first_byte or self.settings.timeout, self.settings.timeout)
 
     @property
     def name(self) -> str:
@@ -41,14 +74,21 @@ class ProviderContext:
     def client(self) -> httpx.AsyncClient:
         """The provider's HTTP client, created once and reused."""
         if self._client is None:
-            seconds = self.settings.timeout
             self._client = httpx.AsyncClient(
                 base_url=self.settings.base_url,
-                timeout=httpx.Timeout(seconds, connect=min(CONNECT_TIMEOUT, seconds)),
+                timeout=httpx.Timeout(
+                    self.settings.timeout, connect=self.connect_timeout, read=self.first_byte_timeout
+                ),
                 headers={"User-Agent": USER_AGENT},
                 limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
+                event_hooks={"response": [self._observe_rate_limits]},
             )
         return self._client
+
+    async def _observe_rate_limits(self, response: httpx.Response) -> None:
+        model = ATTEMPT_MODEL.get()
+        if model is not None:
+            self.quota.observe(model, response.status_code, response.headers)
 
     @property
     def configured(self) -> bool:
@@ -94,13 +134,19 @@ class ProviderContext:
         self, exc: httpx.TransportError, *, unreachable_suggestion: str | None = None, model: str | None = None
     ) -> ProviderError:
         """The ProviderError for a refused, reset or silent connection to this provider."""
+        if isinstance(exc, httpx.ConnectTimeout):
+            timeout, timeout_var = self.connect_timeout, "LLM_CONNECT_TIMEOUT"
+        elif isinstance(exc, httpx.ReadTimeout) and self.first_byte_timeout < self.settings.timeout:
+            timeout, timeout_var = self.first_byte_timeout, "LLM_FIRST_BYTE_TIMEOUT"
+        else:
+            timeout, timeout_var = self.settings.timeout, self.var("timeout")
         return transport_error(
             self.name,
             exc,
             url=self.settings.base_url,
-            timeout=self.settings.timeout,
+            timeout=timeout,
             url_var=self.var("base_url"),
-            timeout_var=self.var("timeout"),
+            timeout_var=timeout_var,
             unreachable_suggestion=unreachable_suggestion,
             model=model,
         )

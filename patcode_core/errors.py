@@ -25,36 +25,49 @@ class ErrorKind(StrEnum):
     CONTENT_FILTER = "content_filter"
     BAD_REQUEST = "bad_request"
     SERVER_ERROR = "server_error"
+    UNREACHABLE = "unreachable"
     CONNECTION = "connection"
     TIMEOUT = "timeout"
     MALFORMED_RESPONSE = "malformed_response"
     PLUGIN_ERROR = "plugin_error"
+    CIRCUIT_OPEN = "circuit_open"
+    DEADLINE = "deadline"
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How the manager treats one kind of error."""
+    """How the manager treats one kind of error.
+
+    :param fallback: another provider may answer the same request.
+    :param retryable: the same provider may answer if asked again shortly.
+    :param trips_breaker: it says the provider is unwell, so it counts
+        towards opening the circuit (the request's own faults do not).
+    """
 
     fallback: bool
     retryable: bool
+    trips_breaker: bool
 
 
 #: The fallback table of the documentation (docs/errores.md), one row per kind.
 POLICY: dict[ErrorKind, Policy] = {
-    ErrorKind.NOT_CONFIGURED: Policy(fallback=True, retryable=False),
-    ErrorKind.AUTHENTICATION: Policy(fallback=True, retryable=False),
-    ErrorKind.MODEL_NOT_FOUND: Policy(fallback=True, retryable=False),
-    ErrorKind.ENDPOINT_NOT_FOUND: Policy(fallback=True, retryable=False),
-    ErrorKind.RATE_LIMIT: Policy(fallback=True, retryable=True),
-    ErrorKind.QUOTA_EXHAUSTED: Policy(fallback=True, retryable=False),
-    ErrorKind.CONTEXT_LENGTH: Policy(fallback=True, retryable=False),
-    ErrorKind.CONTENT_FILTER: Policy(fallback=False, retryable=False),
-    ErrorKind.BAD_REQUEST: Policy(fallback=False, retryable=False),
-    ErrorKind.SERVER_ERROR: Policy(fallback=True, retryable=True),
-    ErrorKind.CONNECTION: Policy(fallback=True, retryable=True),
-    ErrorKind.TIMEOUT: Policy(fallback=True, retryable=False),
-    ErrorKind.MALFORMED_RESPONSE: Policy(fallback=True, retryable=True),
-    ErrorKind.PLUGIN_ERROR: Policy(fallback=True, retryable=False),
+    ErrorKind.NOT_CONFIGURED: Policy(fallback=True, retryable=False, trips_breaker=False),
+    ErrorKind.AUTHENTICATION: Policy(fallback=True, retryable=False, trips_breaker=True),
+    ErrorKind.MODEL_NOT_FOUND: Policy(fallback=True, retryable=False, trips_breaker=True),
+    ErrorKind.ENDPOINT_NOT_FOUND: Policy(fallback=True, retryable=False, trips_breaker=True),
+    ErrorKind.RATE_LIMIT: Policy(fallback=True, retryable=True, trips_breaker=False),
+    ErrorKind.QUOTA_EXHAUSTED: Policy(fallback=True, retryable=False, trips_breaker=True),
+    ErrorKind.CONTEXT_LENGTH: Policy(fallback=True, retryable=False, trips_breaker=False),
+    ErrorKind.CONTENT_FILTER: Policy(fallback=False, retryable=False, trips_breaker=False),
+    ErrorKind.BAD_REQUEST: Policy(fallback=False, retryable=False, trips_breaker=False),
+    ErrorKind.SERVER_ERROR: Policy(fallback=True, retryable=True, trips_breaker=True),
+    ErrorKind.UNREACHABLE: Policy(fallback=True, retryable=False, trips_breaker=True),
+    ErrorKind.CONNECTION: Policy(fallback=True, retryable=True, trips_breaker=True),
+    ErrorKind.TIMEOUT: Policy(fallback=True, retryable=False, trips_breaker=True),
+    ErrorKind.MALFORMED_RESPONSE: Policy(fallback=True, retryable=True, trips_breaker=True),
+    ErrorKind.PLUGIN_ERROR: Policy(fallback=True, retryable=False, trips_breaker=True),
+    ErrorKind.CIRCUIT_OPEN: Policy(fallback=True, retryable=False, trips_breaker=False),
+    ErrorKind.DEADLINE: Policy(fallback=False, retryable=False, trips_breaker=False),
 }
 
 
@@ -108,6 +121,10 @@ class ProviderError(PatCodeError):
         self.status_code = status_code
         self.retry_after = retry_after
         self.model = model
+        #: Which try on this provider it was (1 = first), set by the manager.
+        self.attempt = 1
+        #: True when no request was sent (skipped: no key, circuit open, rate limit).
+        self.skipped = False
 
     @property
     def fallback(self) -> bool:
@@ -118,6 +135,11 @@ class ProviderError(PatCodeError):
     def retryable(self) -> bool:
         """True when the same provider may answer if asked again later."""
         return POLICY[self.kind].retryable
+
+    @property
+    def trips_breaker(self) -> bool:
+        """True when this failure says the provider itself is unwell."""
+        return POLICY[self.kind].trips_breaker
 
     def __repr__(self) -> str:
         return f"ProviderError(provider={self.provider!r}, kind={self.kind.value!r}, message={self.message!r})"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +11,18 @@ from typing import Any
 
 import httpx
 
+from patcode_core.breaker import BreakerBoard, CircuitStatus
 from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
-from patcode_core.context import ProviderContext
-from patcode_core.errors import AllProvidersFailedError, ConfigError, ErrorKind, PatCodeError, ProviderError
+from patcode_core.context import ProviderContext, Timeouts
+from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderError
 from patcode_core.i18n import t
 from patcode_core.log import get_logger
 from patcode_core.plugins import PluginHost, describe_exception
 from patcode_core.redact import redact
+from patcode_core.ratelimit import QuotaSnapshot
+from patcode_core.router import Router
 from patcode_core.stats import ProviderStats, StatsRecorder
-from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, ProviderReply
+from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message
 
 #: Status checks never take longer than this, whatever a provider's timeout.
 STATUS_TIMEOUT = 10.0
@@ -40,6 +42,8 @@ class ProviderStatus:
     suggestion: str = ""
     kind: ErrorKind | None = None
     broken: bool = False
+    circuits: tuple[CircuitStatus, ...] = ()
+    quota: QuotaSnapshot | None = None
 
 
 MessagesInput = str | Sequence[Message | Mapping[str, str]]
@@ -81,14 +85,27 @@ class LLMManager:
         self._host = host if host is not None else PluginHost.discover()
         self.settings = settings if settings is not None else load_settings(self._host, env_file)
         llm = self.settings.llm
+        timeouts = Timeouts(connect=llm.connect_timeout, first_byte=llm.first_byte_timeout)
         self._contexts = {
-            name: ProviderContext(info, llm.provider(name))
+            name: ProviderContext(info, llm.provider(name), timeouts)
             for name, info in self._host.providers.items()
             if name in llm.providers
         }
         self._secrets = llm.secret_values()
         self._stats = StatsRecorder()
         self._async_hooks: dict[tuple[str, str], bool] = {}
+        self.breakers = BreakerBoard(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown)
+        self._router = Router(
+            self._contexts,
+            llm,
+            self.breakers,
+            self._stats,
+            self._call,
+            self._scrub,
+            self._missing_error,
+            self._host.plugin_of,
+            self._log,
+        )
         self.auto_fallback: bool = llm.auto_fallback
         configured_order = llm.fallback_entries
         self._fallback = (
@@ -162,6 +179,11 @@ class LLMManager:
             t("suggest.install_provider"),
         )
 
+    def _missing_error(self, name: str) -> ProviderError:
+        if name in self._host.broken:
+            return self._broken_error(name)
+        return ProviderError(name, ErrorKind.PLUGIN_ERROR, str(self._unknown_error(name)))
+
     def _broken_error(self, name: str) -> ProviderError:
         broken = self._host.broken[name]
         return ProviderError(
@@ -210,82 +232,16 @@ class LLMManager:
         use_fallback = self.auto_fallback if fallback is None else fallback
         route = self._route(provider, model, use_fallback)
         llm = self.settings.llm
-        failures: list[ProviderError] = []
-        for index, entry in enumerate(route):
-            if failures:
-                self._log.info("fallback_trying", provider=entry.provider)
-            request = CompletionRequest(
+
+        def make_request(model_name: str) -> CompletionRequest:
+            return CompletionRequest(
                 messages=messages,
-                model=entry.model or "",
+                model=model_name,
                 temperature=llm.temperature if temperature is None else temperature,
                 max_tokens=llm.max_tokens if max_tokens is None else max_tokens,
             )
-            try:
-                reply, latency = await self._attempt(entry.provider, request)
-            except ProviderError as error:
-                failures.append(error)
-                if error.kind is ErrorKind.NOT_CONFIGURED:
-                    self._log.info("provider_skipped", provider=error.provider, error=error.message)
-                else:
-                    self._log.warning(
-                        "provider_failed", provider=error.provider, error=error.message, kind=error.kind.value
-                    )
-                if not use_fallback or not error.fallback:
-                    raise
-                continue
-            if failures:
-                self._log.info("fallback_succeeded", provider=entry.provider)
-            return CompletionResult(
-                text=reply.text,
-                provider=entry.provider,
-                model=reply.model or request.model,
-                finish_reason=reply.finish_reason,
-                usage=reply.usage,
-                latency=latency,
-                failures=tuple(failures),
-                extra=reply.extra,
-            )
-        raise self._all_failed(failures)
 
-    def _all_failed(self, failures: list[ProviderError]) -> AllProvidersFailedError:
-        lines = [
-            t("error.all_failed_line", provider=f.provider, message=f.message, suggestion=f.suggestion) for f in failures
-        ]
-        return AllProvidersFailedError(failures, t("error.all_failed"), "\n".join(lines))
-
-    async def _attempt(self, name: str, request: CompletionRequest) -> tuple[ProviderReply, float]:
-        context = self._contexts.get(name)
-        if context is None:
-            raise self._broken_error(name)
-        if not context.configured:
-            raise context.not_configured_error()
-        started = time.perf_counter()
-        try:
-            reply = await self._call(name, "provider_complete", request=request, context=context)
-            if not isinstance(reply, ProviderReply):
-                raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
-        except asyncio.CancelledError:
-            raise
-        except ProviderError as error:
-            self._stats.record(name, False, time.perf_counter() - started)
-            raise self._scrub(error) from None
-        except httpx.TransportError as exc:
-            self._stats.record(name, False, time.perf_counter() - started)
-            raise self._scrub(context.transport_error(exc, model=request.model)) from None
-        except Exception as exc:  # a plugin bug must not stop the fallback
-            self._stats.record(name, False, time.perf_counter() - started)
-            raise self._scrub(
-                ProviderError(
-                    name,
-                    ErrorKind.PLUGIN_ERROR,
-                    t("error.plugin_failed", plugin=self._host.plugin_of(name), error=describe_exception(exc)),
-                    t("suggest.plugin_broken", plugin=self._host.plugin_of(name)),
-                    model=request.model,
-                )
-            ) from None
-        latency = time.perf_counter() - started
-        self._stats.record(name, True, latency)
-        return reply, latency
+        return await self._router.run(route, make_request, use_fallback)
 
     async def _call(self, name: str, hook: str, **kwargs: Any) -> Any:
         caller = self._host.caller(hook, name)
@@ -346,7 +302,7 @@ class LLMManager:
         return answer
 
     async def providers_status(self) -> list[ProviderStatus]:
-        """Every provider with ✅/❌ and the reason, checked concurrently."""
+        """Every provider with ✅/❌ and the reason, its circuits and quota, checked concurrently."""
         names = self.installed
         answers = await asyncio.gather(*(self.availability(name) for name in names))
         return [
@@ -359,6 +315,8 @@ class LLMManager:
                 suggestion=answer.suggestion,
                 kind=answer.kind,
                 broken=name not in self._contexts,
+                circuits=tuple(self.breakers.status(name)),
+                quota=self._contexts[name].quota.snapshot(self.model_of(name)) if name in self._contexts else None,
             )
             for name, answer in zip(names, answers, strict=True)
         ]

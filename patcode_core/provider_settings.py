@@ -27,6 +27,8 @@ class ProviderSettings(BaseSettings):
     model: str = ""
     base_url: str = ""
     timeout: float = Field(default=30.0, gt=0)
+    #: Requests per minute PatCode sends at most (0: no limit of its own).
+    rpm: int = Field(default=0, ge=0)
 
     @field_validator("api_key", mode="before")
     @classmethod

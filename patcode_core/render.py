@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from patcode_core.breaker import CircuitState
 from patcode_core.errors import PatCodeError
 from patcode_core.i18n import t
 from patcode_core.manager import LLMManager, ProviderStatus
@@ -24,7 +25,23 @@ def providers_block(rows: Sequence[ProviderStatus]) -> str:
             reason = row.reason.rstrip(".")
             line += f" — {reason}" + (f". {row.suggestion}" if row.suggestion else "")
         lines.append(line)
+        lines.extend("     " + note for note in _resilience_notes(row))
     return "\n".join(lines)
+
+
+def _resilience_notes(row: ProviderStatus) -> list[str]:
+    """Open circuits and rate limits in force, with the time to the next try."""
+    notes = []
+    for circuit in row.circuits:
+        if circuit.state is CircuitState.OPEN:
+            notes.append(
+                t("cli.circuit_open", model=circuit.model, failures=circuit.failures, seconds=f"{circuit.retry_in:.0f}")
+            )
+        else:
+            notes.append(t("cli.circuit_half_open", model=circuit.model))
+    if row.quota is not None and row.quota.blocked_for > 0:
+        notes.append(t("cli.quota_blocked", model=row.model, seconds=f"{row.quota.blocked_for:.0f}"))
+    return notes
 
 
 def stats_block(manager: LLMManager) -> str:
@@ -51,6 +68,10 @@ def stats_block(manager: LLMManager) -> str:
             "  " + t("cli.stats_success_rate", value=f"{stats.success_rate:.1f}"),
             "  " + t("cli.stats_mean_time", value=f"{stats.mean_time:.2f}"),
         ]
+        if stats.retries:
+            lines.append("  " + t("cli.stats_retries", value=stats.retries))
+        if stats.skipped:
+            lines.append("  " + t("cli.stats_skipped", value=stats.skipped))
     if not figures:
         lines += ["", t("cli.stats_empty")]
     return "\n".join(lines)

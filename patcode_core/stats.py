@@ -8,12 +8,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ProviderStats:
-    """One provider's figures: attempts made, how they ended, time spent answering."""
+    """One provider's figures.
+
+    ``requests`` counts the requests actually sent (each retry is one more);
+    ``retries`` how many of those were second or later tries; ``skipped`` the
+    times the provider was passed over without sending anything (no key,
+    circuit open, rate limit).
+    """
 
     requests: int = 0
     successes: int = 0
     failures: int = 0
     success_time: float = 0.0
+    retries: int = 0
+    skipped: int = 0
 
     @property
     def success_rate(self) -> float:
@@ -26,6 +34,9 @@ class ProviderStats:
         return self.success_time / self.successes if self.successes else 0.0
 
 
+_REQUESTS, _SUCCESSES, _FAILURES, _TIME, _RETRIES, _SKIPPED = range(6)
+
+
 class StatsRecorder:
     """Counts each attempt the manager makes on a provider."""
 
@@ -33,22 +44,34 @@ class StatsRecorder:
         self._lock = threading.Lock()
         self._counters: dict[str, list[float]] = {}
 
-    def record(self, provider: str, ok: bool, seconds: float) -> None:
-        """Count one attempt on ``provider``: success with its time, or failure."""
+    def _counter(self, provider: str) -> list[float]:
+        return self._counters.setdefault(provider, [0, 0, 0, 0.0, 0, 0])
+
+    def record(self, provider: str, ok: bool, seconds: float, *, retry: bool = False) -> None:
+        """Count one request sent to ``provider``: success with its time, or failure."""
         with self._lock:
-            counter = self._counters.setdefault(provider, [0, 0, 0, 0.0])
-            counter[0] += 1
+            counter = self._counter(provider)
+            counter[_REQUESTS] += 1
+            if retry:
+                counter[_RETRIES] += 1
             if ok:
-                counter[1] += 1
-                counter[3] += seconds
+                counter[_SUCCESSES] += 1
+                counter[_TIME] += seconds
             else:
-                counter[2] += 1
+                counter[_FAILURES] += 1
+
+    def record_skip(self, provider: str) -> None:
+        """Count one time ``provider`` was passed over without a request."""
+        with self._lock:
+            self._counter(provider)[_SKIPPED] += 1
 
     def snapshot(self) -> dict[str, ProviderStats]:
         """A consistent copy of every provider's figures."""
         with self._lock:
             return {
-                name: ProviderStats(int(c[0]), int(c[1]), int(c[2]), float(c[3]))
+                name: ProviderStats(
+                    int(c[_REQUESTS]), int(c[_SUCCESSES]), int(c[_FAILURES]), float(c[_TIME]), int(c[_RETRIES]), int(c[_SKIPPED])
+                )
                 for name, c in self._counters.items()
             }
 

@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from patcode_core.durations import parse_duration
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
 
@@ -34,6 +35,31 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds a rate-limited answer asks us to wait, from every header that can say it.
+
+    ``retry-after-ms`` and ``Retry-After`` come first. Without them, the
+    ``x-ratelimit-reset-*`` duration of whichever limit is at zero (or the
+    longest reset given) is the earliest a new request can succeed.
+    """
+    explicit = retry_after_seconds(headers, now)
+    if explicit is not None:
+        return explicit
+    resets = {}
+    for dimension in ("requests", "tokens"):
+        reset = parse_duration(headers.get(f"x-ratelimit-reset-{dimension}"))
+        if reset is not None:
+            resets[dimension] = reset
+    if not resets:
+        return None
+    exhausted = [
+        resets[dimension]
+        for dimension in resets
+        if (headers.get(f"x-ratelimit-remaining-{dimension}") or "").strip() == "0"
+    ]
+    return max(exhausted or resets.values())
+
+
 def transport_error(
     provider: str,
     exc: httpx.TransportError,
@@ -57,7 +83,7 @@ def transport_error(
     if isinstance(exc, httpx.ConnectError):
         return ProviderError(
             provider,
-            ErrorKind.CONNECTION,
+            ErrorKind.UNREACHABLE,
             t("error.connect", url=url),
             unreachable_suggestion or t("suggest.check_url", var=url_var),
             model=model,

@@ -76,11 +76,13 @@ class CompletionResult:
     latency: float
     failures: tuple[ProviderError, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Requests sent to the provider that answered (1 unless it was retried).
+    attempts: int = 1
 
     @property
     def fallback_from(self) -> str | None:
-        """The first provider that failed before this one answered, if any."""
-        return self.failures[0].provider if self.failures else None
+        """The first other provider that failed or was skipped before this one answered, if any."""
+        return next((f.provider for f in self.failures if f.provider != self.provider), None)
 
     @property
     def truncated(self) -> bool:

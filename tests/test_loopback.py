@@ -58,7 +58,7 @@ async def test_server_down_falls_back_to_the_next_provider(
     async with new_manager() as manager:
         result = await manager.complete("hola")
         stats = manager.stats()
-    assert result.provider == "ollama" and result.failures[0].kind is ErrorKind.CONNECTION
+    assert result.provider == "ollama" and result.failures[0].kind is ErrorKind.UNREACHABLE
     assert capsys.readouterr().err.splitlines() == [
         f"[WARNING] Provider 'groq' falló: No se pudo conectar a {down}/openai/v1",
         "[INFO] Intentando fallback a 'ollama'...",
@@ -96,7 +96,7 @@ async def test_silent_server_times_out_and_falls_back(
 async def test_primary_faults_fall_back_over_real_sockets(
     monkeypatch: pytest.MonkeyPatch, provider_server: FakeProviderServer, fault: dict, kind: ErrorKind
 ) -> None:
-    point_all_at(monkeypatch, provider_server.url)
+    point_all_at(monkeypatch, provider_server.url, LLM_MAX_RETRIES="0")
     provider_server.fault("chat", fault)
     async with new_manager() as manager:
         result = await manager.complete("hola")

@@ -59,6 +59,7 @@ async def test_english_catalogue_renders_the_same_sequence(
 async def test_json_log_format_carries_fields(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
+    monkeypatch.setenv("LLM_RETRY_BASE_DELAY", "0.01")
     monkeypatch.setenv("PATCODE_LOG_FORMAT", "json")
     alpha, beta = _pair()
     alpha.behaviour = failing(ErrorKind.SERVER_ERROR, "alpha", "error del servidor (HTTP 503)")
@@ -69,8 +70,9 @@ async def test_json_log_format_carries_fields(monkeypatch: pytest.MonkeyPatch, c
 
 
 @pytest.mark.parametrize("kind", list(ErrorKind))
-async def test_fallback_table_row(kind: ErrorKind) -> None:
+async def test_fallback_table_row(kind: ErrorKind, monkeypatch: pytest.MonkeyPatch) -> None:
     """One test per row of the documented table: which errors fall back and which stop."""
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     alpha, beta = _pair()
     alpha.behaviour = failing(kind, "alpha")
     manager = manager_with(alpha, beta)
@@ -78,6 +80,11 @@ async def test_fallback_table_row(kind: ErrorKind) -> None:
         result = await manager.complete("hola")
         assert result.provider == "beta"
         assert [f.kind for f in result.failures] == [kind]
+    elif kind is ErrorKind.DEADLINE:
+        # The deadline ends the whole call: the error lists what was tried.
+        with pytest.raises(AllProvidersFailedError) as caught_all:
+            await manager.complete("hola")
+        assert [f.kind for f in caught_all.value.failures] == [kind] and beta.calls == []
     else:
         with pytest.raises(ProviderError) as caught:
             await manager.complete("hola")
@@ -93,9 +100,12 @@ def test_fallback_table_in_docs_matches_policy() -> None:
         assert row is not None, f"docs/errores.md lacks a row for {kind.value}"
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[2] == ("sí" if policy.fallback else "no"), row
+        assert cells[3] == ("sí" if policy.retryable else "no"), row
+        assert cells[4] == ("sí" if policy.trips_breaker else "no"), row
 
 
-async def test_fallback_off_raises_the_first_error_as_is() -> None:
+async def test_fallback_off_raises_the_first_error_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_RETRY_BASE_DELAY", "0.01")
     alpha, beta = _pair()
     alpha.behaviour = failing(ErrorKind.CONNECTION, "alpha", "No se pudo conectar")
     manager = manager_with(alpha, beta)
@@ -108,13 +118,15 @@ async def test_fallback_off_raises_the_first_error_as_is() -> None:
 
 async def test_fallback_setting_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_AUTO_FALLBACK", "false")
+    monkeypatch.setenv("LLM_RETRY_BASE_DELAY", "0.01")
     alpha, beta = _pair()
     alpha.behaviour = failing(ErrorKind.SERVER_ERROR, "alpha")
     with pytest.raises(ProviderError):
         await manager_with(alpha, beta).complete("hola")
 
 
-async def test_all_failed_lists_every_failure_with_its_cure() -> None:
+async def test_all_failed_lists_every_failure_with_its_cure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     alpha, beta = _pair()
     alpha.behaviour = failing(ErrorKind.AUTHENTICATION, "alpha", "clave rechazada")
     beta.behaviour = failing(ErrorKind.CONNECTION, "beta", "No se pudo conectar")
@@ -137,7 +149,7 @@ async def test_unconfigured_provider_is_skipped_without_a_call(capsys: pytest.Ca
     assert result.provider == "local" and keyed.calls == []
     assert result.failures[0].kind is ErrorKind.NOT_CONFIGURED
     assert "[INFO] Provider 'keyed' omitido: KEYED_API_KEY no está configurada" in capsys.readouterr().err
-    assert "keyed" not in manager.stats()
+    assert manager.stats()["keyed"].requests == 0 and manager.stats()["keyed"].skipped == 1
 
 
 async def test_fallback_order_with_models_and_unknown_names(
@@ -221,7 +233,8 @@ async def test_synchronous_hook_runs_off_the_event_loop() -> None:
     assert result.text == "sync answer" and seen and seen[0] != loop_thread
 
 
-async def test_stats_are_exact_under_concurrency() -> None:
+async def test_stats_are_exact_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     alpha, beta = _pair()
     counter = {"n": 0}
 

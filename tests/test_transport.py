@@ -37,7 +37,7 @@ def test_retry_after_http_date() -> None:
 @pytest.mark.parametrize(
     ("exc", "kind", "message"),
     [
-        (httpx.ConnectError("refused"), ErrorKind.CONNECTION, "No se pudo conectar a http://h:1"),
+        (httpx.ConnectError("refused"), ErrorKind.UNREACHABLE, "No se pudo conectar a http://h:1"),
         (httpx.ConnectTimeout("slow"), ErrorKind.TIMEOUT, "Connection timeout"),
         (httpx.ReadTimeout("silent"), ErrorKind.TIMEOUT, "Connection timeout"),
         (httpx.RemoteProtocolError("closed"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de la respuesta"),

@@ -1,11 +1,12 @@
 """Groq for PatCode: chat completions at ``https://api.groq.com/openai/v1``.
 
 Settings (environment or ``.env``): ``GROQ_API_KEY``, ``GROQ_MODEL``,
-``GROQ_TIMEOUT``, ``GROQ_BASE_URL``.
+``GROQ_TIMEOUT``, ``GROQ_BASE_URL``, ``GROQ_RPM`` (default 30, the free tier).
 """
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from patcode_core import chat_completions
@@ -18,6 +19,7 @@ NAME = "groq"
 #: the Llama 3.x models; openai/gpt-oss-120b is its recommended replacement.
 DEFAULT_MODEL = "openai/gpt-oss-120b"
 KEY_PREFIX = "gsk_"
+FREE_TIER_RPM = 30
 
 MESSAGES = Catalogue(
     es={
@@ -38,6 +40,8 @@ class GroqSettings(ProviderSettings):
 
     model: str = DEFAULT_MODEL
     base_url: str = "https://api.groq.com/openai/v1"
+    #: Groq's free tier allows 30 requests per minute.
+    rpm: int = Field(default=FREE_TIER_RPM, ge=0)
 
     def config_warnings(self) -> list[str]:
         """Warn about a key that is not shaped like Groq's."""

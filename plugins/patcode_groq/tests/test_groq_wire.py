@@ -54,6 +54,8 @@ def groq_error(message: str, type_: str = "invalid_request_error", code: str | N
 def manager(monkeypatch: pytest.MonkeyPatch) -> LLMManager:
     monkeypatch.setenv("GROQ_API_KEY", KEY)
     monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "groq")
+    # These tests read one answer each; retries have their own tests in tests/test_resilience*.py.
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     return LLMManager(host=PluginHost.discover(), env_file=None)
 
 
@@ -199,7 +201,7 @@ async def test_length_finish_is_reported_not_hidden(manager: LLMManager) -> None
 
 @pytest.mark.parametrize(
     ("exc", "kind"),
-    [(httpx.ConnectError("refused"), ErrorKind.CONNECTION), (httpx.ReadTimeout("silent"), ErrorKind.TIMEOUT)],
+    [(httpx.ConnectError("refused"), ErrorKind.UNREACHABLE), (httpx.ReadTimeout("silent"), ErrorKind.TIMEOUT)],
 )
 @respx.mock
 async def test_network_failures(manager: LLMManager, exc: Exception, kind: ErrorKind) -> None:

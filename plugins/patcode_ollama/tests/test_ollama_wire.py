@@ -47,6 +47,8 @@ TAGS = {
 @pytest.fixture
 def manager(monkeypatch: pytest.MonkeyPatch) -> LLMManager:
     monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "ollama")
+    # These tests read one answer each; retries have their own tests in tests/test_resilience*.py.
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     return LLMManager(host=PluginHost.discover(), env_file=None)
 
 
@@ -104,7 +106,7 @@ async def test_connection_refused_suggests_ollama_serve(manager: LLMManager) -> 
     respx.post(f"{BASE}/api/chat").mock(side_effect=httpx.ConnectError("All connection attempts failed"))
     with pytest.raises(ProviderError) as caught:
         await manager.complete("hola", fallback=False)
-    assert caught.value.kind is ErrorKind.CONNECTION
+    assert caught.value.kind is ErrorKind.UNREACHABLE
     assert str(caught.value) == "No se pudo conectar a http://localhost:11434. Asegúrate que Ollama esté corriendo: ollama serve"
 
 
@@ -144,7 +146,7 @@ async def test_availability_checks_the_model_is_pulled(manager: LLMManager, monk
     assert answer.suggestion == "Descarga el modelo: ollama pull qwen2.5-coder:1.5b"
     route.mock(side_effect=httpx.ConnectError("refused"))
     answer = await manager.availability("ollama")
-    assert answer.kind is ErrorKind.CONNECTION and answer.suggestion == "Asegúrate que Ollama esté corriendo: ollama serve"
+    assert answer.kind is ErrorKind.UNREACHABLE and answer.suggestion == "Asegúrate que Ollama esté corriendo: ollama serve"
 
 
 @respx.mock

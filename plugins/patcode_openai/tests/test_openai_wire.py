@@ -54,6 +54,8 @@ def openai_error(message: str, type_: str, code: str | None, param: str | None =
 def manager(monkeypatch: pytest.MonkeyPatch) -> LLMManager:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "openai")
+    # These tests read one answer each; retries have their own tests in tests/test_resilience*.py.
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     return LLMManager(host=PluginHost.discover(), env_file=None)
 
 

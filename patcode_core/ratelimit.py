@@ -1,0 +1,127 @@
+"""Rate limits: our own requests-per-minute cap, and what the provider's headers say is left.
+
+:class:`RequestsPerMinute` keeps PatCode under a provider's published rate
+(``<PROVIDER>_RPM``) before the provider has to refuse anything. :class:`QuotaTracker`
+reads ``x-ratelimit-*`` on every answer and ``Retry-After`` on a 429, so a
+model known to be out of quota until its reset is skipped instead of being hit
+for another 429.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from patcode_core.durations import parse_duration
+from patcode_core.transport import rate_limit_wait
+
+WINDOW = 60.0
+
+
+class RequestsPerMinute:
+    """A sliding one-minute window of at most ``rpm`` requests (0: unlimited).
+
+    :param rpm: requests allowed in any 60 seconds.
+    :param clock: a monotonic clock, replaceable in tests.
+    """
+
+    def __init__(self, rpm: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rpm = rpm
+        self._clock = clock
+        self._sent: deque[float] = deque()
+
+    def wait(self) -> float:
+        """Seconds until one more request fits in the window (0: it fits now)."""
+        if self.rpm <= 0:
+            return 0.0
+        now = self._clock()
+        while self._sent and now - self._sent[0] >= WINDOW:
+            self._sent.popleft()
+        if len(self._sent) < self.rpm:
+            return 0.0
+        return self._sent[0] + WINDOW - now
+
+    def take(self) -> bool:
+        """Count one request now if it fits; False (and nothing counted) when it does not."""
+        if self.wait() > 0:
+            return False
+        if self.rpm > 0:
+            self._sent.append(self._clock())
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSnapshot:
+    """What the provider last said about one model's quota."""
+
+    remaining_requests: int | None
+    remaining_tokens: int | None
+    blocked_for: float
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+class QuotaTracker:
+    """Per model: until when the provider has told us not to send anything.
+
+    :param clock: a monotonic clock, replaceable in tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._blocked_until: dict[str, float] = {}
+        self._remaining: dict[str, tuple[int | None, int | None, float]] = {}
+
+    def observe(self, model: str, status: int, headers: Mapping[str, str]) -> None:
+        """Read one response's rate-limit headers (any status)."""
+        now = self._clock()
+        requests_left = _int_header(headers, "x-ratelimit-remaining-requests")
+        tokens_left = _int_header(headers, "x-ratelimit-remaining-tokens")
+        if requests_left is not None or tokens_left is not None:
+            tokens_reset = parse_duration(headers.get("x-ratelimit-reset-tokens"))
+            self._remaining[model] = (requests_left, tokens_left, now + (tokens_reset or 0.0))
+        if status == 429:
+            wait = rate_limit_wait(headers)
+            if wait is not None:
+                self.block(model, wait)
+            return
+        if requests_left == 0:
+            reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
+            if reset:
+                self.block(model, reset)
+        if tokens_left == 0:
+            reset = parse_duration(headers.get("x-ratelimit-reset-tokens"))
+            if reset:
+                self.block(model, reset)
+
+    def block(self, model: str, seconds: float) -> None:
+        """Send nothing for ``model`` during ``seconds`` (never shortens an earlier block)."""
+        until = self._clock() + max(0.0, seconds)
+        if until > self._blocked_until.get(model, 0.0):
+            self._blocked_until[model] = until
+
+    def wait(self, model: str, tokens_needed: int = 0) -> float:
+        """Seconds before ``model`` can take a request of about ``tokens_needed`` tokens."""
+        now = self._clock()
+        wait = max(0.0, self._blocked_until.get(model, 0.0) - now)
+        remaining = self._remaining.get(model)
+        if remaining is not None:
+            _, tokens_left, tokens_reset_at = remaining
+            if tokens_left is not None and tokens_needed > tokens_left and tokens_reset_at > now:
+                wait = max(wait, tokens_reset_at - now)
+        return wait
+
+    def snapshot(self, model: str) -> QuotaSnapshot:
+        """What is known of ``model``'s quota now."""
+        requests_left, tokens_left, _ = self._remaining.get(model, (None, None, 0.0))
+        return QuotaSnapshot(requests_left, tokens_left, self.wait(model))

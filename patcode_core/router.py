@@ -1,0 +1,355 @@
+"""Runs one completion along its route: rate limits, circuit breakers, retries, deadline, fallback.
+
+For each provider and model of the route, in order:
+
+1. no key, broken plugin → skipped, next;
+2. a rate limit in force (our ``*_RPM`` or the provider's quota until its
+   reset) → when a later provider exists, it is tried first and this one is
+   kept for the end; otherwise PatCode waits, up to ``LLM_MAX_RATE_LIMIT_WAIT``;
+3. circuit open → skipped at no cost (a half-open circuit lets one probe through);
+4. the request, inside what is left of ``LLM_REQUEST_DEADLINE`` and the
+   provider's ``*_TIMEOUT``; a transient failure is retried up to
+   ``LLM_MAX_RETRIES`` times with backoff and jitter, never sooner than the
+   provider asked; a silent provider (timeout) is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitState
+from patcode_core.config import FallbackEntry, LLMConfig
+from patcode_core.context import ATTEMPT_MODEL, ProviderContext
+from patcode_core.deadline import Deadline
+from patcode_core.errors import AllProvidersFailedError, ErrorKind, ProviderError
+from patcode_core.i18n import t
+from patcode_core.plugins import describe_exception
+from patcode_core.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
+from patcode_core.stats import StatsRecorder
+from patcode_core.types import CompletionRequest, CompletionResult, ProviderReply
+
+HookCall = Callable[..., Awaitable[Any]]
+TIMEOUT_GRACE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class _Deferred:
+    """A route entry set aside because it is rate-limited; tried last."""
+
+    entry: FallbackEntry
+    wait: float
+    attempts: int
+
+
+def _estimated_tokens(request: CompletionRequest) -> int:
+    """A cheap lower bound of the prompt's tokens (about four characters each)."""
+    return sum(len(message.content) for message in request.messages) // 4
+
+
+class Router:
+    """Serves completions for the manager; owns no configuration of its own.
+
+    :param contexts: each loaded provider's context.
+    :param llm: the core settings (retries, waits, deadline).
+    :param breakers: the circuit of every provider and model.
+    :param stats: where each request and skip is counted.
+    :param call: runs one hook of one provider (the manager's ``_call``).
+    :param scrub: removes secrets from an error.
+    :param missing: the error for a provider whose plugin did not load.
+    :param log: the structlog logger.
+    """
+
+    def __init__(
+        self,
+        contexts: dict[str, ProviderContext],
+        llm: LLMConfig,
+        breakers: BreakerBoard,
+        stats: StatsRecorder,
+        call: HookCall,
+        scrub: Callable[[ProviderError], ProviderError],
+        missing: Callable[[str], ProviderError],
+        plugin_of: Callable[[str], str],
+        log: Any,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._contexts = contexts
+        self._llm = llm
+        self._breakers = breakers
+        self._stats = stats
+        self._call = call
+        self._scrub = scrub
+        self._missing = missing
+        self._plugin_of = plugin_of
+        self._log = log
+        self._rng = rng
+
+    async def run(
+        self, route: list[FallbackEntry], make_request: Callable[[str], CompletionRequest], use_fallback: bool
+    ) -> CompletionResult:
+        """Answer along ``route``; raise the error as it is with fallback off, else every failure."""
+        deadline = Deadline(self._llm.request_deadline)
+        failures: list[ProviderError] = []
+        deferred: list[_Deferred] = []
+        for index, entry in enumerate(route):
+            may_defer = use_fallback and index < len(route) - 1
+            if self._out_of_time(deadline, failures):
+                break
+            outcome = await self._serve(entry, make_request, deadline, failures, may_defer, 0)
+            if isinstance(outcome, CompletionResult):
+                return outcome
+            if isinstance(outcome, _Deferred):
+                deferred.append(outcome)
+        for waiting in sorted(deferred, key=lambda item: item.wait):
+            if self._out_of_time(deadline, failures):
+                break
+            outcome = await self._serve(waiting.entry, make_request, deadline, failures, False, waiting.attempts)
+            if isinstance(outcome, CompletionResult):
+                return outcome
+        if not use_fallback and failures:
+            raise failures[-1]
+        raise self._all_failed(failures, deadline)
+
+    @staticmethod
+    def _out_of_time(deadline: Deadline, failures: list[ProviderError]) -> bool:
+        return deadline.expired or bool(failures and failures[-1].kind is ErrorKind.DEADLINE)
+
+    # -- one route entry -----------------------------------------------
+
+    async def _serve(
+        self,
+        entry: FallbackEntry,
+        make_request: Callable[[str], CompletionRequest],
+        deadline: Deadline,
+        failures: list[ProviderError],
+        may_defer: bool,
+        attempts: int,
+    ) -> CompletionResult | _Deferred | None:
+        """Try one provider and model; ``None`` when it failed and the route goes on."""
+        name = entry.provider
+        if failures and attempts == 0:
+            self._log.info("fallback_trying", provider=name)
+        context = self._contexts.get(name)
+        if context is None:
+            self._fail(failures, self._missing(name), skipped=True)
+            return None
+        model = entry.model or context.settings.model
+        request = make_request(model)
+        if not context.configured:
+            self._fail(failures, context.not_configured_error(model), skipped=True)
+            return None
+        circuit = self._breakers.get(name, model)
+        max_attempts = 1 + self._llm.max_retries
+        told_to_wait = False
+        while attempts < max_attempts and not deadline.expired:
+            if circuit.state is CircuitState.OPEN:
+                self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
+                return None
+            wait = self._gate_wait(context, model, request)
+            if wait > 0:
+                patience = SHORT_RATE_LIMIT_WAIT if told_to_wait else 0.0
+                if may_defer and wait > patience:
+                    if not told_to_wait:
+                        self._fail(failures, self._rate_limited(context, model, wait), skipped=True)
+                    return _Deferred(entry, wait, attempts)
+                if wait > self._llm.max_rate_limit_wait or not deadline.allows(wait):
+                    self._fail(failures, self._wait_too_long(context, model, wait, deadline), skipped=True)
+                    return None
+                self._log.warning("rate_limit_wait", provider=name, seconds=f"{wait:.1f}")
+                await asyncio.sleep(wait)
+                continue
+            if not circuit.allow():
+                self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
+                return None
+            context.requests_per_minute.take()
+            attempts += 1
+            try:
+                reply, latency = await self._attempt(context, request, deadline, retry=attempts > 1)
+            except ProviderError as error:
+                error.attempt = attempts
+                self._judge(circuit, error, context, model)
+                self._fail(failures, error, skipped=False)
+                if not error.retryable or attempts >= max_attempts or circuit.state is not CircuitState.CLOSED:
+                    return None
+                if error.kind is ErrorKind.RATE_LIMIT:
+                    # Wait as the provider asked (or back off); the gate above decides
+                    # between waiting here and trying the next provider first.
+                    told_to_wait = True
+                    asked = max(error.retry_after or 0.0, context.quota.wait(model)) or None
+                    context.quota.block(model, retry_delay(attempts, self._llm.retry_base_delay, asked, self._rng))
+                    continue
+                told_to_wait = False
+                delay = retry_delay(attempts, self._llm.retry_base_delay, error.retry_after, self._rng)
+                if not deadline.allows(delay):
+                    return None
+                self._log.info(
+                    "retrying", provider=name, attempt=attempts + 1, attempts=max_attempts, seconds=f"{delay:.1f}"
+                )
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                circuit.release()
+                raise
+            if circuit.success():
+                self._log.info("circuit_closed", provider=name, model=model)
+            if failures:
+                self._log.info("fallback_succeeded", provider=name)
+            return CompletionResult(
+                text=reply.text,
+                provider=name,
+                model=reply.model or model,
+                finish_reason=reply.finish_reason,
+                usage=reply.usage,
+                latency=latency,
+                failures=tuple(failures),
+                extra=reply.extra,
+                attempts=attempts,
+            )
+        return None
+
+    def _gate_wait(self, context: ProviderContext, model: str, request: CompletionRequest) -> float:
+        return max(context.requests_per_minute.wait(), context.quota.wait(model, _estimated_tokens(request)))
+
+    def _judge(self, circuit: CircuitBreaker, error: ProviderError, context: ProviderContext, model: str) -> None:
+        """Book a failure on the circuit (only failures that say the provider is unwell count)."""
+        if not error.trips_breaker:
+            if circuit.probing:
+                circuit.release()
+            return
+        if circuit.failure():
+            self._log.warning(
+                "circuit_opened",
+                provider=context.name,
+                model=model,
+                failures=circuit.failures,
+                seconds=f"{circuit.cooldown:g}",
+            )
+
+    # -- one request ---------------------------------------------------
+
+    async def _attempt(
+        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, *, retry: bool
+    ) -> tuple[ProviderReply, float]:
+        """Send one request inside the provider's timeout and what is left of the deadline."""
+        name = context.name
+        # The grace lets httpx's own connect and first-byte timeouts speak first;
+        # this limit catches what they cannot see, like a body trickled forever.
+        provider_limit = context.settings.timeout + TIMEOUT_GRACE
+        budget = min(provider_limit, deadline.remaining())
+        cut_by_deadline = budget < provider_limit
+        started = time.perf_counter()
+        token = ATTEMPT_MODEL.set(request.model)
+        try:
+            async with asyncio.timeout(budget):
+                reply = await self._call(name, "provider_complete", request=request, context=context)
+            if not isinstance(reply, ProviderReply):
+                raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
+            raise self._timed_out(context, request.model, budget, cut_by_deadline, deadline) from None
+        except ProviderError as error:
+            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
+            raise self._scrub(error) from None
+        except httpx.TransportError as exc:
+            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
+            raise self._scrub(context.transport_error(exc, model=request.model)) from None
+        except Exception as exc:  # a plugin bug must not stop the fallback
+            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
+            plugin = self._plugin_of(name)
+            raise self._scrub(
+                ProviderError(
+                    name,
+                    ErrorKind.PLUGIN_ERROR,
+                    t("error.plugin_failed", plugin=plugin, error=describe_exception(exc)),
+                    t("suggest.plugin_broken", plugin=plugin),
+                    model=request.model,
+                )
+            ) from None
+        finally:
+            ATTEMPT_MODEL.reset(token)
+        latency = time.perf_counter() - started
+        self._stats.record(name, True, latency, retry=retry)
+        return reply, latency
+
+    # -- errors --------------------------------------------------------
+
+    def _fail(self, failures: list[ProviderError], error: ProviderError, *, skipped: bool) -> None:
+        """Record and log one failure; raise it at once when no other provider could do better."""
+        error.skipped = skipped
+        failures.append(error)
+        if skipped:
+            self._stats.record_skip(error.provider)
+            self._log.info("provider_skipped", provider=error.provider, error=error.message)
+        else:
+            self._log.warning(
+                "provider_failed", provider=error.provider, error=error.message, kind=error.kind.value, attempt=error.attempt
+            )
+        if not error.fallback and error.kind is not ErrorKind.DEADLINE:
+            raise error
+
+    def _timed_out(
+        self, context: ProviderContext, model: str, budget: float, cut_by_deadline: bool, deadline: Deadline
+    ) -> ProviderError:
+        if cut_by_deadline:
+            return ProviderError(
+                context.name,
+                ErrorKind.DEADLINE,
+                t("error.deadline", seconds=f"{deadline.seconds:g}"),
+                t("suggest.deadline"),
+                model=model,
+            )
+        seconds = f"{context.settings.timeout:g}"
+        return context.error(
+            ErrorKind.TIMEOUT,
+            t("error.no_answer", seconds=seconds),
+            t("suggest.timeout", seconds=seconds, var=context.var("timeout")),
+            model=model,
+        )
+
+    def _rate_limited(self, context: ProviderContext, model: str, wait: float) -> ProviderError:
+        """The skip of a provider that is rate-limited for ``wait`` seconds more."""
+        own = context.requests_per_minute.wait()
+        if own >= wait and context.settings.rpm:
+            message = t("error.own_rpm", rpm=context.settings.rpm, var=context.var("rpm"), seconds=f"{wait:.1f}")
+        else:
+            message = t("error.quota_reset", seconds=f"{wait:.1f}")
+        return context.error(ErrorKind.RATE_LIMIT, message, t("suggest.wait", seconds=f"{wait:.1f}"), retry_after=wait, model=model)
+
+    def _wait_too_long(self, context: ProviderContext, model: str, wait: float, deadline: Deadline) -> ProviderError:
+        if wait > self._llm.max_rate_limit_wait:
+            limit, var = self._llm.max_rate_limit_wait, "LLM_MAX_RATE_LIMIT_WAIT"
+        else:
+            limit, var = deadline.remaining(), "LLM_REQUEST_DEADLINE"
+        return context.error(
+            ErrorKind.RATE_LIMIT,
+            t("error.wait_too_long", seconds=f"{wait:.1f}", limit=f"{limit:.1f}", var=var),
+            t("suggest.wait_too_long", var=var),
+            retry_after=wait,
+            model=model,
+        )
+
+    def _circuit_open(self, context: ProviderContext, model: str, circuit: CircuitBreaker) -> ProviderError:
+        if circuit.probing:
+            message = t("error.circuit_probing", model=model)
+        else:
+            message = t("error.circuit_open", model=model, failures=circuit.failures, seconds=f"{circuit.retry_in():.1f}")
+        return context.error(ErrorKind.CIRCUIT_OPEN, message, t("suggest.circuit_open"), model=model)
+
+    def _all_failed(self, failures: list[ProviderError], deadline: Deadline) -> AllProvidersFailedError:
+        lines = []
+        for failure in failures:
+            who = failure.provider if failure.attempt <= 1 else t("error.attempt_label", provider=failure.provider, attempt=failure.attempt)
+            lines.append(t("error.all_failed_line", provider=who, message=failure.message, suggestion=failure.suggestion))
+        if deadline.expired:
+            title = t("error.all_failed_deadline", seconds=f"{deadline.seconds:g}")
+        else:
+            title = t("error.all_failed")
+        return AllProvidersFailedError(failures, title, "\n".join(lines))
