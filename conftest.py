@@ -40,3 +40,17 @@ def provider_server(provider_server_process: FakeProviderServer) -> FakeProvider
     """The loopback server, reset to healthy answers for this test."""
     provider_server_process.reset()
     return provider_server_process
+
+
+@pytest.fixture(scope="session")
+def second_server_process() -> Iterator[FakeProviderServer]:
+    server = FakeProviderServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fallback_server(second_server_process: FakeProviderServer) -> FakeProviderServer:
+    """A second loopback server, for the provider a test falls back to."""
+    second_server_process.reset()
+    return second_server_process

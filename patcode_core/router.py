@@ -156,7 +156,7 @@ class Router:
                 patience = SHORT_RATE_LIMIT_WAIT if told_to_wait else 0.0
                 if may_defer and wait > patience:
                     if not told_to_wait:
-                        self._fail(failures, self._rate_limited(context, model, wait), skipped=True)
+                        self._fail(failures, self._rate_limited(context, request, wait), skipped=True)
                     return _Deferred(entry, wait, attempts)
                 if wait > self._llm.max_rate_limit_wait or not deadline.allows(wait):
                     self._fail(failures, self._wait_too_long(context, model, wait, deadline), skipped=True)
@@ -173,8 +173,12 @@ class Router:
                 reply, latency = await self._attempt(context, request, deadline, retry=attempts > 1)
             except ProviderError as error:
                 error.attempt = attempts
-                self._judge(circuit, error, context, model)
+                opened = self._judge(circuit, error)
                 self._fail(failures, error, skipped=False)
+                if opened:
+                    self._log.warning(
+                        "circuit_opened", provider=name, model=model, failures=circuit.failures, seconds=f"{circuit.cooldown:g}"
+                    )
                 if not error.retryable or attempts >= max_attempts or circuit.state is not CircuitState.CLOSED:
                     return None
                 if error.kind is ErrorKind.RATE_LIMIT:
@@ -189,7 +193,7 @@ class Router:
                 if not deadline.allows(delay):
                     return None
                 self._log.info(
-                    "retrying", provider=name, attempt=attempts + 1, attempts=max_attempts, seconds=f"{delay:.1f}"
+                    "retrying", provider=name, attempt=attempts + 1, attempts=max_attempts, seconds=f"{delay:.2f}"
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -216,20 +220,17 @@ class Router:
     def _gate_wait(self, context: ProviderContext, model: str, request: CompletionRequest) -> float:
         return max(context.requests_per_minute.wait(), context.quota.wait(model, _estimated_tokens(request)))
 
-    def _judge(self, circuit: CircuitBreaker, error: ProviderError, context: ProviderContext, model: str) -> None:
-        """Book a failure on the circuit (only failures that say the provider is unwell count)."""
+    @staticmethod
+    def _judge(circuit: CircuitBreaker, error: ProviderError) -> bool:
+        """Book a failure on the circuit (only failures that say the provider is unwell count).
+
+        Returns True when this failure opened the circuit.
+        """
         if not error.trips_breaker:
             if circuit.probing:
                 circuit.release()
-            return
-        if circuit.failure():
-            self._log.warning(
-                "circuit_opened",
-                provider=context.name,
-                model=model,
-                failures=circuit.failures,
-                seconds=f"{circuit.cooldown:g}",
-            )
+            return False
+        return circuit.failure()
 
     # -- one request ---------------------------------------------------
 
@@ -314,10 +315,11 @@ class Router:
             model=model,
         )
 
-    def _rate_limited(self, context: ProviderContext, model: str, wait: float) -> ProviderError:
+    def _rate_limited(self, context: ProviderContext, request: CompletionRequest, wait: float) -> ProviderError:
         """The skip of a provider that is rate-limited for ``wait`` seconds more."""
+        model = request.model
         own = context.requests_per_minute.wait()
-        if own >= wait and context.settings.rpm:
+        if own > 0 and own >= context.quota.wait(model, _estimated_tokens(request)):
             message = t("error.own_rpm", rpm=context.settings.rpm, var=context.var("rpm"), seconds=f"{wait:.1f}")
         else:
             message = t("error.quota_reset", seconds=f"{wait:.1f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,8 @@ class FakeProvider:
         self.priority = priority
         self.settings_class = settings_class(name, model)
         self.calls: list[CompletionRequest] = []
+        #: Seconds each completion takes before its behaviour runs.
+        self.delay = 0.0
         self.behaviour: Callable[[CompletionRequest], ProviderReply] = lambda request: ProviderReply(
             text=f"{name} answers", model=request.model, finish_reason="stop", usage=Usage(3, 4)
         )
@@ -59,6 +62,8 @@ class FakeProvider:
     @hookimpl
     async def provider_complete(self, provider: str, request: CompletionRequest, context: Any) -> ProviderReply:
         self.calls.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return self.behaviour(request)
 
 

@@ -10,8 +10,10 @@ Run it as a process: ``python provider_server.py --port 0`` prints
 - Fault types: ``http`` (``status``, ``body`` JSON or text, ``headers``,
   ``content_type``), ``hang`` (accept, never answer), ``reset`` (close the
   connection with RST, no response), ``delay`` (``seconds``, then answer),
-  ``malformed`` (200 with broken JSON), ``no_choices`` (200, ``choices: []``),
-  ``empty`` (200 with an empty answer).
+  ``malformed`` (200 with broken JSON), ``no_choices`` (200, ``choices: []``,
+  or an Ollama body with no ``message``), ``empty`` (200 with an empty
+  answer), ``ok`` (the normal answer, with extra ``headers``), ``trickle``
+  (200 headers, then the body one byte every ``seconds``).
 - ``POST /_control/config`` ``{"models": [...], "reply": "..."}``,
   ``GET /_control/requests`` (what was asked), ``POST /_control/reset``.
 
@@ -202,6 +204,17 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str
     return method, target.split("?")[0], headers, body
 
 
+async def trickle(writer: asyncio.StreamWriter, data: bytes, seconds: float) -> None:
+    """Send the head at once, then the body a byte at a time, ``seconds`` apart."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    writer.write(head + b"\r\n\r\n")
+    await writer.drain()
+    for index in range(len(rest)):
+        await asyncio.sleep(seconds)
+        writer.write(rest[index : index + 1])
+        await writer.drain()
+
+
 def abort_with_reset(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -242,8 +255,15 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 data = encode(fault["status"], fault.get("body", ""), fault.get("headers"), fault.get("content_type"))
             elif kind == "malformed":
                 data = encode(200, '{"choices": [{"message": ', content_type="application/json")
+            elif kind == "no_choices" and path == "/api/chat":
+                data = encode(200, {"model": body.get("model"), "created_at": "2023-12-12T14:13:43Z", "done": True})
             elif kind == "no_choices":
                 data = encode(200, {"id": "x", "object": "chat.completion", "choices": []})
+            elif kind == "ok":
+                data = encode(*answer(method, path, body), (fault or {}).get("headers"))
+            elif kind == "trickle":
+                await trickle(writer, encode(*answer(method, path, body)), float(fault.get("seconds", 1.0)))
+                continue
             elif kind == "empty":
                 status, payload = answer(method, path, body)
                 if "choices" in payload:

@@ -19,6 +19,7 @@ from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import Catalogue
 from patcode_core.i18n import t as core_t
 from patcode_core.provider_settings import ProviderSettings
+from patcode_core.transport import rate_limit_wait
 from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, Usage
 
 NAME = "ollama"
@@ -33,12 +34,16 @@ MESSAGES = Catalogue(
         "pull": "Descarga el modelo: ollama pull {model}",
         "not_pulled": "el modelo '{model}' no está descargado en Ollama",
         "error": "Ollama respondió HTTP {status}: {detail}",
+        "auth": "Ollama (o un proxy delante de él) rechazó la petición (HTTP {status}): {detail}",
+        "check_auth": "Revisa OLLAMA_BASE_URL y las credenciales del proxy o de ollama.com",
     },
     en={
         "serve": "Make sure Ollama is running: ollama serve",
         "pull": "Pull the model: ollama pull {model}",
         "not_pulled": "model '{model}' is not pulled in Ollama",
         "error": "Ollama answered HTTP {status}: {detail}",
+        "auth": "Ollama (or a proxy in front of it) refused the request (HTTP {status}): {detail}",
+        "check_auth": "Check OLLAMA_BASE_URL and the credentials of the proxy or of ollama.com",
     },
 )
 
@@ -117,9 +122,11 @@ def _http_error(context: ProviderContext, response: httpx.Response, model: str) 
     detail = _error_text(response)
     lowered = detail.lower()
 
-    def make(kind: ErrorKind, message: str, suggestion: str) -> ProviderError:
-        return context.error(kind, message, suggestion, status_code=status, model=model)
+    def make(kind: ErrorKind, message: str, suggestion: str, retry_after: float | None = None) -> ProviderError:
+        return context.error(kind, message, suggestion, status_code=status, retry_after=retry_after, model=model)
 
+    if status in (401, 403):
+        return make(ErrorKind.AUTHENTICATION, MESSAGES.t("auth", status=status, detail=detail), MESSAGES.t("check_auth"))
     if status == 404 and "model" in lowered:
         return make(ErrorKind.MODEL_NOT_FOUND, MESSAGES.t("not_pulled", model=model), MESSAGES.t("pull", model=model))
     if status == 404:
@@ -131,7 +138,9 @@ def _http_error(context: ProviderContext, response: httpx.Response, model: str) 
     if "context" in lowered and ("length" in lowered or "exceed" in lowered):
         return make(ErrorKind.CONTEXT_LENGTH, core_t("error.context_length", detail=detail), core_t("suggest.shorten"))
     if status == 429:
-        return make(ErrorKind.RATE_LIMIT, core_t("error.rate_limit", detail=detail), core_t("suggest.rate_limit"))
+        wait = rate_limit_wait(response.headers)
+        suggestion = core_t("suggest.wait", seconds=f"{wait:.1f}") if wait is not None else core_t("suggest.rate_limit")
+        return make(ErrorKind.RATE_LIMIT, core_t("error.rate_limit", detail=detail), suggestion, wait)
     if status >= 500:
         return make(ErrorKind.SERVER_ERROR, MESSAGES.t("error", status=status, detail=detail), core_t("suggest.retry_later"))
     return make(ErrorKind.BAD_REQUEST, MESSAGES.t("error", status=status, detail=detail), core_t("suggest.bad_request"))
