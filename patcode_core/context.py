@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -19,7 +20,9 @@ from patcode_core.types import ProviderInfo
 ATTEMPT_MODEL: ContextVar[str | None] = ContextVar("patcode_attempt_model", default=None)
 USER_AGENT = "patcode/0.1"
 #: Connections kept per provider: enough for 100 concurrent calls without reconnecting.
-MAX_CONNECTIONS = 128
+#: Requests beyond it queue on :attr:`ProviderContext.slots` (FIFO, cheap) rather
+#: than in httpcore's pool, whose queue costs grow with its length.
+MAX_CONNECTIONS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,8 @@ class ProviderContext:
         self.timeouts = timeouts or Timeouts()
         self.requests_per_minute = RequestsPerMinute(settings.rpm)
         self.quota = QuotaTracker()
+        #: At most MAX_CONNECTIONS requests in flight; the rest wait here, in order.
+        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._client: httpx.AsyncClient | None = None
         self._secrets = settings.secret_values()
 

@@ -167,11 +167,14 @@ class Router:
             if not circuit.allow():
                 self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
                 return None
-            context.requests_per_minute.take()
             attempts += 1
             try:
                 reply, latency = await self._attempt(context, request, deadline, retry=attempts > 1)
             except ProviderError as error:
+                if error.skipped:  # the deadline ran out while queued: nothing was sent
+                    circuit.release()
+                    self._fail(failures, error, skipped=True)
+                    return None
                 error.attempt = attempts
                 opened = self._judge(circuit, error)
                 self._fail(failures, error, skipped=False)
@@ -237,8 +240,30 @@ class Router:
     async def _attempt(
         self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, *, retry: bool
     ) -> tuple[ProviderReply, float]:
-        """Send one request inside the provider's timeout and what is left of the deadline."""
+        """Send one request inside the provider's timeout and what is left of the deadline.
+
+        Waiting for one of the provider's connection slots is bounded by the
+        deadline only: a local queue is not the provider's fault, so it is
+        neither timed by ``*_TIMEOUT`` nor counted as a request.
+        """
         name = context.name
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                await context.slots.acquire()
+        except TimeoutError:
+            error = self._timed_out(context, request.model, 0.0, True, deadline)
+            error.skipped = True
+            raise error from None
+        try:
+            return await self._send(context, request, deadline, retry=retry)
+        finally:
+            context.slots.release()
+
+    async def _send(
+        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, *, retry: bool
+    ) -> tuple[ProviderReply, float]:
+        name = context.name
+        context.requests_per_minute.take()
         # The grace lets httpx's own connect and first-byte timeouts speak first;
         # this limit catches what they cannot see, like a body trickled forever.
         provider_limit = context.settings.timeout + TIMEOUT_GRACE

@@ -15,7 +15,8 @@ Run it as a process: ``python provider_server.py --port 0`` prints
   answer), ``ok`` (the normal answer, with extra ``headers``), ``trickle``
   (200 headers, then the body one byte every ``seconds``).
 - ``POST /_control/config`` ``{"models": [...], "reply": "..."}``,
-  ``GET /_control/requests`` (what was asked), ``POST /_control/reset``.
+  ``GET /_control/requests`` (what was asked), ``POST /_control/reset``,
+  ``POST /_control/clear_faults`` (heal, keeping the request log).
 
 It speaks HTTP/1.1 with keep-alive and uses only the standard library.
 """
@@ -161,6 +162,8 @@ def answer(method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
 def control(method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
     if path == "/_control/reset":
         STATE.reset()
+    elif path == "/_control/clear_faults":
+        STATE.faults.clear()
     elif path == "/_control/faults":
         STATE.faults.setdefault(body.get("route", "any"), []).extend(body.get("faults", []))
     elif path == "/_control/config":

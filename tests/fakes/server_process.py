@@ -36,6 +36,9 @@ class FakeProviderServer:
     def fault(self, route: str, *faults: dict[str, Any]) -> None:
         self._control.post("/_control/faults", json={"route": route, "faults": list(faults)}).raise_for_status()
 
+    def clear_faults(self) -> None:
+        self._control.post("/_control/clear_faults").raise_for_status()
+
     def configure(self, **values: Any) -> None:
         self._control.post("/_control/config", json=values).raise_for_status()
 
