@@ -140,11 +140,14 @@ class Router:
             self._fail(failures, self._missing(name), skipped=True)
             return None
         model = entry.model or context.settings.model
-        request = make_request(model)
         if not context.configured:
             self._fail(failures, context.not_configured_error(model), skipped=True)
             return None
         circuit = self._breakers.get(name, model)
+        if circuit.state is CircuitState.OPEN:  # the cheapest way past a dead provider
+            self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
+            return None
+        request = make_request(model)
         max_attempts = 1 + self._llm.max_retries
         told_to_wait = False
         while attempts < max_attempts and not deadline.expired:
@@ -368,7 +371,8 @@ class Router:
             message = t("error.circuit_probing", model=model)
         else:
             message = t("error.circuit_open", model=model, failures=circuit.failures, seconds=f"{circuit.retry_in():.1f}")
-        return context.error(ErrorKind.CIRCUIT_OPEN, message, t("suggest.circuit_open"), model=model)
+        # Built directly: nothing in it can hold a secret, and this is the hot path of a skip.
+        return ProviderError(context.name, ErrorKind.CIRCUIT_OPEN, message, t("suggest.circuit_open"), model=model)
 
     def _all_failed(self, failures: list[ProviderError], deadline: Deadline) -> AllProvidersFailedError:
         lines = []
