@@ -170,3 +170,19 @@ def test_a_secret_is_never_echoed_in_a_config_error(monkeypatch: pytest.MonkeyPa
         Strict(api_key=12345678901234)  # type: ignore[arg-type]
     lines = describe_validation_error(Strict, caught.value)
     assert lines and "12345678901234" not in " ".join(lines) and "STRICT_API_KEY='***'" in lines[0]
+
+
+def test_every_setting_is_in_the_documented_table() -> None:
+    """docs/README.md lists every LLM_* variable and every field of each installed plugin's settings."""
+    from pathlib import Path
+
+    from patcode_core.config import LLMSettings
+    from patcode_core.plugins import PluginHost
+
+    text = (Path(__file__).parents[1] / "docs" / "README.md").read_text(encoding="utf-8")
+    names = [f"LLM_{field.upper()}" for field in LLMSettings.model_fields]
+    for info in PluginHost.discover().providers.values():
+        prefix = str(info.settings_class.model_config.get("env_prefix", ""))
+        names += [f"{prefix}{field}".upper() for field in info.settings_class.model_fields]
+    missing = [name for name in names if f"| `{name}` |" not in text]
+    assert missing == []

@@ -2,7 +2,9 @@
 
 Completions use ``POST /api/chat`` with ``stream: false``; availability and
 the installed models come from ``GET /api/tags``. Settings: ``OLLAMA_BASE_URL``,
-``OLLAMA_MODEL``, ``OLLAMA_TIMEOUT``. No key is needed.
+``OLLAMA_MODEL``, ``OLLAMA_TIMEOUT``, ``OLLAMA_RPM``. No key is needed; an
+``OLLAMA_API_KEY``, when set (ollama.com, or a proxy with authentication), is
+sent as a bearer token.
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ def _same_model(wanted: str, installed: str) -> bool:
     return wanted == installed
 
 
+def _auth_headers(context: ProviderContext) -> dict[str, str]:
+    """``Authorization`` for ollama.com or a proxy that asks for a key; none for a local server."""
+    key = context.settings.api_key_value()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def _unreachable(context: ProviderContext, exc: httpx.TransportError, model: str | None = None) -> ProviderError:
     return context.transport_error(exc, unreachable_suggestion=MESSAGES.t("serve"), model=model)
 
@@ -88,7 +96,9 @@ async def provider_available(provider: str, context: ProviderContext) -> Availab
     """Is the server up (``GET /api/tags``) and the configured model pulled?"""
     model = context.settings.model
     try:
-        response = await context.client.get("/api/tags", timeout=min(TAGS_TIMEOUT, context.settings.timeout))
+        response = await context.client.get(
+            "/api/tags", headers=_auth_headers(context), timeout=min(TAGS_TIMEOUT, context.settings.timeout)
+        )
     except httpx.TransportError as exc:
         return Availability.from_error(_unreachable(context, exc))
     if response.status_code != 200:
@@ -166,7 +176,7 @@ def _malformed(context: ProviderContext, detail: str, model: str) -> ProviderErr
 async def provider_complete(provider: str, request: CompletionRequest, context: ProviderContext) -> ProviderReply:
     """One ``/api/chat`` call with ``stream: false``."""
     try:
-        response = await context.client.post("/api/chat", json=chat_payload(request))
+        response = await context.client.post("/api/chat", json=chat_payload(request), headers=_auth_headers(context))
     except httpx.TransportError as exc:
         raise _unreachable(context, exc, request.model) from None
     if response.status_code != 200:

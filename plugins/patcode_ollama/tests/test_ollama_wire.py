@@ -81,6 +81,9 @@ async def test_chat_request_and_answer(manager: LLMManager) -> None:
         (400, {"error": "invalid options: num_predict"}, ErrorKind.BAD_REQUEST, "Revisa los parámetros"),
         (500, {"error": "llama runner process has terminated: signal: killed"}, ErrorKind.SERVER_ERROR, "Reintenta"),
         (503, {"error": "server busy, please try again.  maximum pending requests exceeded"}, ErrorKind.SERVER_ERROR, "Reintenta"),
+        (401, {"error": "unauthorized"}, ErrorKind.AUTHENTICATION, "Revisa OLLAMA_BASE_URL y las credenciales"),
+        (403, {"error": "forbidden"}, ErrorKind.AUTHENTICATION, "Revisa OLLAMA_BASE_URL y las credenciales"),
+        (429, {"error": "too many requests"}, ErrorKind.RATE_LIMIT, "Espera un momento"),
     ],
 )
 @respx.mock
@@ -155,3 +158,25 @@ async def test_untagged_model_matches_latest(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("OLLAMA_MODEL", "llama3.2")
     respx.get(f"{BASE}/api/tags").mock(return_value=httpx.Response(200, json=TAGS))
     assert (await LLMManager(host=PluginHost.discover(), env_file=None).availability("ollama")).available
+
+
+@respx.mock
+async def test_rate_limit_carries_the_wait_the_server_asked(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/api/chat").mock(
+        return_value=httpx.Response(429, json={"error": "too many requests"}, headers={"Retry-After": "7"})
+    )
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is ErrorKind.RATE_LIMIT and caught.value.retry_after == 7.0
+    assert caught.value.suggestion == "El provider pide esperar 7.0s antes de reintentar"
+
+
+@respx.mock
+async def test_optional_key_is_sent_as_bearer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "ollama")
+    monkeypatch.setenv("OLLAMA_API_KEY", "ollama-cloud-key-0123456789abcdef")
+    monkeypatch.setenv("OLLAMA_BASE_URL", "https://ollama.com")
+    route = respx.post("https://ollama.com/api/chat").mock(return_value=httpx.Response(200, json=CHAT))
+    async with LLMManager(host=PluginHost.discover(), env_file=None) as manager:
+        await manager.complete("hola")
+    assert route.calls.last.request.headers["authorization"] == "Bearer ollama-cloud-key-0123456789abcdef"
