@@ -249,7 +249,6 @@ class Router:
         deadline only: a local queue is not the provider's fault, so it is
         neither timed by ``*_TIMEOUT`` nor counted as a request.
         """
-        name = context.name
         try:
             async with asyncio.timeout(deadline.remaining()):
                 await context.slots.acquire()
