@@ -29,28 +29,23 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def provider_server_process() -> Iterator[FakeProviderServer]:
-    server = FakeProviderServer()
-    yield server
-    server.stop()
+def server_processes() -> Iterator[tuple[FakeProviderServer, FakeProviderServer]]:
+    """Two loopback provider servers for the whole session: a primary and a fallback."""
+    servers = (FakeProviderServer(), FakeProviderServer())
+    yield servers
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture
-def provider_server(provider_server_process: FakeProviderServer) -> FakeProviderServer:
+def provider_server(server_processes: tuple[FakeProviderServer, FakeProviderServer]) -> FakeProviderServer:
     """The loopback server, reset to healthy answers for this test."""
-    provider_server_process.reset()
-    return provider_server_process
-
-
-@pytest.fixture(scope="session")
-def second_server_process() -> Iterator[FakeProviderServer]:
-    server = FakeProviderServer()
-    yield server
-    server.stop()
+    server_processes[0].reset()
+    return server_processes[0]
 
 
 @pytest.fixture
-def fallback_server(second_server_process: FakeProviderServer) -> FakeProviderServer:
+def fallback_server(server_processes: tuple[FakeProviderServer, FakeProviderServer]) -> FakeProviderServer:
     """A second loopback server, for the provider a test falls back to."""
-    second_server_process.reset()
-    return second_server_process
+    server_processes[1].reset()
+    return server_processes[1]

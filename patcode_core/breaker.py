@@ -117,16 +117,13 @@ class CircuitBreaker:
 
 
 class BreakerBoard:
-    """Every circuit, one per provider and model, created on first use."""
+    """Every circuit, one per provider and model, created on first use.
 
-    def __init__(
-        self,
-        threshold: int = 3,
-        cooldown: float = 30.0,
-        max_cooldown: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._make = lambda: CircuitBreaker(threshold, cooldown, max_cooldown, clock)
+    :param make: builds a new closed circuit (with the configured threshold and cooldowns).
+    """
+
+    def __init__(self, make: Callable[[], CircuitBreaker] = CircuitBreaker) -> None:
+        self._make = make
         self._circuits: dict[tuple[str, str], CircuitBreaker] = {}
 
     def get(self, provider: str, model: str) -> CircuitBreaker:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from patcode_core.breaker import BreakerBoard, CircuitStatus
+from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitStatus
 from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
 from patcode_core.context import ProviderContext, Timeouts
 from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderError
@@ -94,7 +94,9 @@ class LLMManager:
         self._secrets = llm.secret_values()
         self._stats = StatsRecorder()
         self._async_hooks: dict[tuple[str, str], bool] = {}
-        self.breakers = BreakerBoard(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown)
+        self.breakers = BreakerBoard(
+            lambda: CircuitBreaker(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown)
+        )
         self._router = Router(
             self._contexts,
             llm,

@@ -154,7 +154,7 @@ def test_a_released_probe_lets_the_next_caller_probe() -> None:
 
 def test_board_keeps_one_circuit_per_provider_and_model() -> None:
     clock = Clock()
-    board = BreakerBoard(threshold=1, cooldown=10, clock=clock)
+    board = BreakerBoard(lambda: CircuitBreaker(threshold=1, cooldown=10, clock=clock))
     board.get("acme", "big").failure()
     assert board.get("acme", "small").state is CircuitState.CLOSED
     [status] = board.status("acme")
