@@ -290,3 +290,45 @@ async def test_deadline_names_every_attempt_across_providers(
     assert f"  - {style.primary} (intento 3): " in text
     assert f"  - {style.fallback}: se agotó el tiempo total de 2s para la petición (LLM_REQUEST_DEADLINE)" in text
     assert [f.attempt for f in caught.value.failures] == [1, 2, 3, 1]
+
+
+async def test_first_byte_limit_is_its_own(
+    monkeypatch: pytest.MonkeyPatch, provider_server: FakeProviderServer, fallback_server: FakeProviderServer
+) -> None:
+    """A server that takes 1 s to start answering, with LLM_FIRST_BYTE_TIMEOUT=0.3 and a generous OPENAI_TIMEOUT."""
+    style = STYLES["api"]
+    env = style.env(provider_server.url, fallback_server.url)
+    env.update({"OPENAI_TIMEOUT": "10", "LLM_FIRST_BYTE_TIMEOUT": "0.3"})
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    provider_server.fault("chat", {"type": "delay", "seconds": 1.0})
+    async with LLMManager(host=PluginHost.discover(), env_file=None) as manager:
+        started = time.monotonic()
+        result = await manager.complete("hola")
+        elapsed = time.monotonic() - started
+    assert result.provider == "ollama" and elapsed < 1.0
+    failure = result.failures[0]
+    assert failure.kind is ErrorKind.TIMEOUT and len(provider_server.requests("chat")) == 1
+    assert failure.suggestion == "El provider no respondió en 0.3s; aumenta LLM_FIRST_BYTE_TIMEOUT o revisa tu red"
+
+
+async def test_groq_free_tier_rpm_over_real_sockets(
+    monkeypatch: pytest.MonkeyPatch, provider_server: FakeProviderServer, fallback_server: FakeProviderServer
+) -> None:
+    """GROQ_RPM=2: the third request in the minute goes to Ollama at once, without touching Groq."""
+    for name, value in {
+        "PATCODE_LOAD_PLUGINS": "groq,ollama",
+        "GROQ_API_KEY": "gsk_fault_suite_key_0000000000000",
+        "GROQ_BASE_URL": f"{provider_server.url}/openai/v1",
+        "GROQ_RPM": "2",
+        "OLLAMA_BASE_URL": fallback_server.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    async with LLMManager(host=PluginHost.discover(), env_file=None) as manager:
+        started = time.monotonic()
+        served = [(await manager.complete(f"q{i}")).provider for i in range(3)]
+        elapsed = time.monotonic() - started
+        stats = manager.stats()
+    assert served == ["groq", "groq", "ollama"] and elapsed < 1
+    assert len(provider_server.requests("chat")) == 2 and len(fallback_server.requests("chat")) == 1
+    assert (stats["groq"].requests, stats["groq"].skipped) == (2, 1)

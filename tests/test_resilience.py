@@ -303,3 +303,25 @@ def test_bad_resilience_settings_are_clear(monkeypatch: pytest.MonkeyPatch, var:
     with pytest.raises(ConfigError) as caught:
         manager_with(FakeProvider("alpha"))
     assert f"{var}='{value}' no es válido: {reason}" in str(caught.value)
+
+
+async def test_rpm_holds_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPHA_RPM", "30")
+    alpha, beta = pair()
+    manager = manager_with(alpha, beta)
+    results = await asyncio.gather(*(manager.complete(f"q{i}") for i in range(100)))
+    assert len(alpha.calls) == 30 and len(beta.calls) == 70
+    assert sum(r.provider == "alpha" for r in results) == 30
+
+
+def test_connect_timeout_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from patcode_core.context import ProviderContext, Timeouts
+
+    alpha = FakeProvider("alpha")
+    manager = manager_with(alpha)
+    context = ProviderContext(manager._contexts["alpha"].info, manager._contexts["alpha"].settings, Timeouts(connect=4))
+    error = context.transport_error(httpx.ConnectTimeout("slow SYN"))
+    assert error.kind is ErrorKind.TIMEOUT
+    assert error.suggestion == "El provider no respondió en 4s; aumenta LLM_CONNECT_TIMEOUT o revisa tu red"
