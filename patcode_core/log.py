@@ -64,9 +64,11 @@ def get_logger() -> Any:
     """A logger honouring ``PATCODE_LOG_LEVEL`` and ``PATCODE_LOG_FORMAT``."""
     level = LEVELS.get(os.environ.get("PATCODE_LOG_LEVEL", "info").strip().lower(), LEVELS["info"])
     renderer = _render_json if os.environ.get("PATCODE_LOG_FORMAT", "").strip().lower() == "json" else _render_human
+    # bind() turns the lazy proxy into the logger itself, so each event costs
+    # one method call (a no-op below the level) instead of a fresh bind.
     return structlog.wrap_logger(
         _StderrWriter(),
         processors=[renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=False,
-    )
+    ).bind()

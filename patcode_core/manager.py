@@ -94,6 +94,10 @@ class LLMManager:
         self._secrets = llm.secret_values()
         self._stats = StatsRecorder()
         self._async_hooks: dict[tuple[str, str], bool] = {}
+        self._installed: list[str] | None = None
+        self._default_temperature: float = llm.temperature
+        self._default_max_tokens: int = llm.max_tokens
+        self._routes: dict[tuple[str, str | None, bool], list[FallbackEntry]] = {}
         self.breakers = BreakerBoard(
             lambda: CircuitBreaker(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown)
         )
@@ -125,8 +129,10 @@ class LLMManager:
     @property
     def installed(self) -> list[str]:
         """Every provider name PatCode knows, loaded or broken, by priority."""
-        loaded = sorted(self._contexts, key=lambda n: (self._contexts[n].info.priority, n))
-        return loaded + sorted(name for name in self._host.broken if name not in self._contexts)
+        if self._installed is None:
+            loaded = sorted(self._contexts, key=lambda n: (self._contexts[n].info.priority, n))
+            self._installed = loaded + sorted(name for name in self._host.broken if name not in self._contexts)
+        return list(self._installed)
 
     def _known_entries(self, entries: Iterable[FallbackEntry]) -> list[FallbackEntry]:
         known = []
@@ -198,9 +204,14 @@ class LLMManager:
     # -- completions ---------------------------------------------------
 
     def _route(self, provider: str | None, model: str | None, fallback: bool) -> list[FallbackEntry]:
+        """The providers and models to try, in order, without repeats (remembered per shape)."""
         first = provider.strip().lower() if provider else self._current
         if first is None:
             raise PatCodeError(t("error.no_providers"), t("suggest.install_provider"))
+        key = (first, model, fallback)
+        known = self._routes.get(key)
+        if known is not None:
+            return known
         if first not in self.installed:
             raise self._unknown_error(first)
         route = [FallbackEntry(first, model)]
@@ -213,6 +224,8 @@ class LLMManager:
             if (entry.provider, resolved) not in seen:
                 seen.add((entry.provider, resolved))
                 unique.append(FallbackEntry(entry.provider, resolved))
+        if len(self._routes) < 256:  # models named per call could be unbounded
+            self._routes[key] = unique
         return unique
 
     async def complete(
@@ -233,14 +246,12 @@ class LLMManager:
         messages = to_messages(prompt)
         use_fallback = self.auto_fallback if fallback is None else fallback
         route = self._route(provider, model, use_fallback)
-        llm = self.settings.llm
+        chosen_temperature = self._default_temperature if temperature is None else temperature
+        chosen_max_tokens = self._default_max_tokens if max_tokens is None else max_tokens
 
         def make_request(model_name: str) -> CompletionRequest:
             return CompletionRequest(
-                messages=messages,
-                model=model_name,
-                temperature=llm.temperature if temperature is None else temperature,
-                max_tokens=llm.max_tokens if max_tokens is None else max_tokens,
+                messages=messages, model=model_name, temperature=chosen_temperature, max_tokens=chosen_max_tokens
             )
 
         return await self._router.run(route, make_request, use_fallback)

@@ -80,7 +80,11 @@ class Router:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._contexts = contexts
-        self._llm = llm
+        # Read once: these are on every call's path.
+        self._deadline_seconds: float = llm.request_deadline
+        self._max_attempts: int = 1 + llm.max_retries
+        self._max_rate_limit_wait: float = llm.max_rate_limit_wait
+        self._retry_base_delay: float = llm.retry_base_delay
         self._breakers = breakers
         self._stats = stats
         self._call = call
@@ -94,7 +98,7 @@ class Router:
         self, route: list[FallbackEntry], make_request: Callable[[str], CompletionRequest], use_fallback: bool
     ) -> CompletionResult:
         """Answer along ``route``; raise the error as it is with fallback off, else every failure."""
-        deadline = Deadline(self._llm.request_deadline)
+        deadline = Deadline(self._deadline_seconds)
         failures: list[ProviderError] = []
         deferred: list[_Deferred] = []
         for index, entry in enumerate(route):
@@ -148,7 +152,7 @@ class Router:
             self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
             return None
         request = make_request(model)
-        max_attempts = 1 + self._llm.max_retries
+        max_attempts = self._max_attempts
         told_to_wait = False
         while attempts < max_attempts and not deadline.expired:
             if circuit.state is CircuitState.OPEN:
@@ -161,7 +165,7 @@ class Router:
                     if not told_to_wait:
                         self._fail(failures, self._rate_limited(context, request, wait), skipped=True)
                     return _Deferred(entry, wait, attempts)
-                if wait > self._llm.max_rate_limit_wait or not deadline.allows(wait):
+                if wait > self._max_rate_limit_wait or not deadline.allows(wait):
                     self._fail(failures, self._wait_too_long(context, model, wait, deadline), skipped=True)
                     return None
                 self._log.warning("rate_limit_wait", provider=name, seconds=f"{wait:.1f}")
@@ -192,10 +196,10 @@ class Router:
                     # between waiting here and trying the next provider first.
                     told_to_wait = True
                     asked = max(error.retry_after or 0.0, context.quota.wait(model)) or None
-                    context.quota.block(model, retry_delay(attempts, self._llm.retry_base_delay, asked, self._rng))
+                    context.quota.block(model, retry_delay(attempts, self._retry_base_delay, asked, self._rng))
                     continue
                 told_to_wait = False
-                delay = retry_delay(attempts, self._llm.retry_base_delay, error.retry_after, self._rng)
+                delay = retry_delay(attempts, self._retry_base_delay, error.retry_after, self._rng)
                 if not deadline.allows(delay):
                     return None
                 self._log.info(
@@ -250,7 +254,10 @@ class Router:
         neither timed by ``*_TIMEOUT`` nor counted as a request.
         """
         try:
-            async with asyncio.timeout(deadline.remaining()):
+            if context.slots.locked():  # only a real queue needs a timer
+                async with asyncio.timeout(deadline.remaining()):
+                    await context.slots.acquire()
+            else:
                 await context.slots.acquire()
         except TimeoutError:
             error = self._timed_out(context, request.model, 0.0, True, deadline)
@@ -353,8 +360,8 @@ class Router:
         return context.error(ErrorKind.RATE_LIMIT, message, t("suggest.wait", seconds=f"{wait:.1f}"), retry_after=wait, model=model)
 
     def _wait_too_long(self, context: ProviderContext, model: str, wait: float, deadline: Deadline) -> ProviderError:
-        if wait > self._llm.max_rate_limit_wait:
-            limit, var = self._llm.max_rate_limit_wait, "LLM_MAX_RATE_LIMIT_WAIT"
+        if wait > self._max_rate_limit_wait:
+            limit, var = self._max_rate_limit_wait, "LLM_MAX_RATE_LIMIT_WAIT"
         else:
             limit, var = deadline.remaining(), "LLM_REQUEST_DEADLINE"
         return context.error(
