@@ -332,3 +332,23 @@ async def test_groq_free_tier_rpm_over_real_sockets(
     assert served == ["groq", "groq", "ollama"] and elapsed < 1
     assert len(provider_server.requests("chat")) == 2 and len(fallback_server.requests("chat")) == 1
     assert (stats["groq"].requests, stats["groq"].skipped) == (2, 1)
+
+
+@pytest.mark.parametrize("style_name", STYLES)
+async def test_retry_after_as_an_http_date_is_honoured(
+    monkeypatch: pytest.MonkeyPatch, provider_server: FakeProviderServer, fallback_server: FakeProviderServer, style_name: str
+) -> None:
+    """``Retry-After: <HTTP date>`` about two seconds ahead: the retry goes to the same provider, not before that date."""
+    from email.utils import formatdate, parsedate_to_datetime
+
+    style = STYLES[style_name]
+    for name, value in style.env(provider_server.url, fallback_server.url).items():
+        monkeypatch.setenv(name, value)
+    # HTTP dates have whole seconds: one 1.5 s ahead, rounded down, is 0.5 to 1.5 s away.
+    when = formatdate(time.time() + 1.5, usegmt=True)
+    provider_server.fault("chat", http(429, RATE_LIMIT_BODY[style_name], {"retry-after": when}))
+    async with LLMManager(host=PluginHost.discover(), env_file=None) as manager:
+        result = await manager.complete("hola")
+    seen = provider_server.requests("chat")
+    assert result.provider == style.primary and len(seen) == 2 and fallback_server.requests("chat") == []
+    assert seen[1]["at"] >= parsedate_to_datetime(when).timestamp() - EPSILON
