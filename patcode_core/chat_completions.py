@@ -10,6 +10,7 @@ what differs in a :class:`Dialect` and calls :func:`complete` and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from patcode_core.context import ProviderContext
+from patcode_core.durations import parse_duration
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import t
@@ -154,6 +156,15 @@ def _error_fields(response: httpx.Response) -> tuple[str, str, str]:
     return str(error.get("message") or ""), str(error.get("type") or ""), str(error.get("code") or "")
 
 
+_TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|us|µs|ns|h|m|s))+)", re.IGNORECASE)
+
+
+def wait_in_message(message: str) -> float | None:
+    """The wait a 429's text asks for ("Please try again in 9.5s", "… in 1m2.3s"), if it names one."""
+    match = _TRY_AGAIN.search(message)
+    return parse_duration(match.group(1)) if match else None
+
+
 def error_from_response(
     context: ProviderContext, response: httpx.Response, model: str, dialect: Dialect
 ) -> ProviderError:
@@ -171,6 +182,8 @@ def error_from_response(
         return make(ErrorKind.QUOTA_EXHAUSTED, t("error.quota", detail=detail), dialect.billing_hint or t("suggest.billing"))
     if status == 429:
         wait = rate_limit_wait(response.headers)
+        if wait is None:
+            wait = wait_in_message(detail)
         suggestion = t("suggest.wait", seconds=f"{wait:.1f}") if wait is not None else t("suggest.rate_limit")
         return make(ErrorKind.RATE_LIMIT, t("error.rate_limit", detail=detail), suggestion, wait)
     if status in (401, 403):

@@ -118,7 +118,7 @@ CASES = [
             "rate_limit_exceeded",
         ),
         ErrorKind.RATE_LIMIT,
-        "Espera un momento",
+        "El provider pide esperar 20.0s antes de reintentar",
     ),
     (
         400,
@@ -212,3 +212,48 @@ async def test_wrong_base_url_is_endpoint_not_found(manager: LLMManager) -> None
     with pytest.raises(ProviderError) as caught:
         await manager.complete("hola", fallback=False)
     assert caught.value.kind is ErrorKind.ENDPOINT_NOT_FOUND and caught.value.suggestion == "Verifica OPENAI_BASE_URL"
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({}, 0.262),  # only the message says it
+        ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1.5s",
+          "x-ratelimit-remaining-requests": "499", "x-ratelimit-reset-requests": "120ms"}, 1.5),
+        ({"retry-after-ms": "800", "x-ratelimit-reset-tokens": "1.5s"}, 0.8),
+    ],
+)
+@respx.mock
+async def test_rate_limit_wait_from_headers_or_message(manager: LLMManager, headers: dict, wait: float) -> None:
+    body = openai_error(
+        "Rate limit reached for gpt-4o-mini in organization org-unittest on tokens per min (TPM): Limit 200000, "
+        "Used 199855, Requested 1020. Please try again in 262ms. Visit https://platform.openai.com/account/rate-limits to learn more.",
+        "tokens",
+        "rate_limit_exceeded",
+    )
+    respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(429, json=body, headers=headers))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is ErrorKind.RATE_LIMIT and caught.value.retry_after == pytest.approx(wait)
+
+
+@respx.mock
+async def test_remaining_zero_on_a_success_skips_the_next_call(manager: LLMManager) -> None:
+    """The headers of the API reference on a 200: no requests left until the reset, so no second request."""
+    route = respx.post(f"{BASE}/chat/completions").mock(
+        return_value=httpx.Response(
+            200,
+            json=SUCCESS,
+            headers={
+                "x-ratelimit-limit-requests": "60", "x-ratelimit-limit-tokens": "150000",
+                "x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "149984",
+                "x-ratelimit-reset-requests": "6m0s", "x-ratelimit-reset-tokens": "6ms",
+            },
+        )
+    )
+    await manager.complete("hola", fallback=False)
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert route.call_count == 1
+    assert caught.value.kind is ErrorKind.RATE_LIMIT and "LLM_MAX_RATE_LIMIT_WAIT" in caught.value.message
+    assert "habría que esperar 360.0s" in caught.value.message
