@@ -18,14 +18,14 @@ from ``provider_info``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
     from patcode_core.context import ProviderContext
-    from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply
+    from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk
 
 PROJECT_NAME = "patcode"
 ENTRY_POINT_GROUP = "patcode.providers"
@@ -76,4 +76,34 @@ def provider_complete(
         human message and a suggestion. ``httpx`` transport errors may be left
         to propagate: the core turns them into ``CONNECTION`` or ``TIMEOUT``.
         Any other exception is reported as a ``PLUGIN_ERROR`` of this plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def provider_stream(
+    provider: str, request: CompletionRequest, context: ProviderContext
+) -> AsyncIterator[StreamChunk] | Iterator[StreamChunk]:
+    """Send ``request`` to ``provider`` and yield its answer as it is written.
+
+    Write it as an ``async def`` generator (a plain generator also works; it
+    runs in a worker thread). Open the HTTP response inside the generator
+    (``async with context.client.stream(...)``) so that closing the
+    generator closes the connection: the core closes it when the caller
+    stops, when a token limit passes, or on Ctrl-C.
+
+    A plugin without this hook still streams: the core calls
+    ``provider_complete`` and hands the whole answer over as one piece.
+
+    :param provider: the provider's name, as returned by ``provider_info``.
+    :param request: messages, model, temperature and max tokens to use.
+    :param context: the provider's settings, HTTP client and helpers.
+    :return: :class:`~patcode_core.types.StreamChunk` values: text as it
+        comes, then one chunk with ``done=True`` when the provider's own end
+        marker arrives. Stopping without it means the stream broke. An
+        unreadable chunk that can be passed over is yielded with
+        ``skipped="why"``.
+    :raises patcode_core.errors.ProviderError: as ``provider_complete`` does,
+        before or during the stream (an error sent inside a 200 stream too).
+
+    .. versionadded:: 0.2
     """

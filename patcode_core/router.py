@@ -48,6 +48,30 @@ class _Deferred:
     attempts: int
 
 
+@dataclass(slots=True)
+class Opened:
+    """A provider that accepted the request: its answer (or open stream) and how it got there.
+
+    :param position: the entry's index in the route that was walked.
+    :param value: what the opener returned (a ``ProviderReply`` or a live stream).
+    :param latency: seconds the opener took.
+    :param attempts: requests sent to this provider for this call.
+    """
+
+    entry: FallbackEntry
+    position: int
+    context: ProviderContext
+    circuit: CircuitBreaker
+    request: CompletionRequest
+    value: Any
+    latency: float
+    attempts: int
+
+
+#: Sends one request once a connection slot is held: ``(context, request, deadline, retry) -> (value, seconds)``.
+Opener = Callable[[ProviderContext, CompletionRequest, Deadline, bool], Awaitable[tuple[Any, float]]]
+
+
 def _estimated_tokens(request: CompletionRequest) -> int:
     """A cheap lower bound of the prompt's tokens (about four characters each)."""
     return sum(len(message.content) for message in request.messages) // 4
@@ -94,31 +118,82 @@ class Router:
         self._log = log
         self._rng = rng
 
+    def new_deadline(self) -> Deadline:
+        """The overall budget of one call (``LLM_REQUEST_DEADLINE``), starting now."""
+        return Deadline(self._deadline_seconds)
+
     async def run(
         self, route: list[FallbackEntry], make_request: Callable[[str], CompletionRequest], use_fallback: bool
     ) -> CompletionResult:
         """Answer along ``route``; raise the error as it is with fallback off, else every failure."""
-        deadline = Deadline(self._deadline_seconds)
         failures: list[ProviderError] = []
-        deferred: list[_Deferred] = []
+        opened = await self.walk(route, make_request, self.new_deadline(), failures, use_fallback, self._complete)
+        reply: ProviderReply = opened.value
+        self.succeeded(opened, opened.latency, failures)
+        return CompletionResult(
+            text=reply.text,
+            provider=opened.context.name,
+            model=reply.model or opened.request.model,
+            finish_reason=reply.finish_reason,
+            usage=reply.usage,
+            latency=opened.latency,
+            failures=tuple(failures),
+            extra=reply.extra,
+            attempts=opened.attempts,
+        )
+
+    async def walk(
+        self,
+        route: list[FallbackEntry],
+        make_request: Callable[[str], CompletionRequest],
+        deadline: Deadline,
+        failures: list[ProviderError],
+        use_fallback: bool,
+        opener: Opener,
+    ) -> Opened:
+        """The first provider along ``route`` that accepts the request, or the error that ends the call.
+
+        ``failures`` gains every failure and skip on the way.
+        """
+        deferred: list[tuple[int, _Deferred]] = []
         for index, entry in enumerate(route):
             may_defer = use_fallback and index < len(route) - 1
             if self._out_of_time(deadline, failures):
                 break
-            outcome = await self._serve(entry, make_request, deadline, failures, may_defer, 0)
-            if isinstance(outcome, CompletionResult):
+            outcome = await self._serve(entry, make_request, deadline, failures, may_defer, 0, opener)
+            if isinstance(outcome, Opened):
+                outcome.position = index
                 return outcome
             if isinstance(outcome, _Deferred):
-                deferred.append(outcome)
-        for waiting in sorted(deferred, key=lambda item: item.wait):
+                deferred.append((index, outcome))
+        for index, waiting in sorted(deferred, key=lambda item: item[1].wait):
             if self._out_of_time(deadline, failures):
                 break
-            outcome = await self._serve(waiting.entry, make_request, deadline, failures, False, waiting.attempts)
-            if isinstance(outcome, CompletionResult):
+            outcome = await self._serve(waiting.entry, make_request, deadline, failures, False, waiting.attempts, opener)
+            if isinstance(outcome, Opened):
+                outcome.position = index
                 return outcome
         if not use_fallback and failures:
             raise failures[-1]
-        raise self._all_failed(failures, deadline)
+        raise self.all_failed(failures, deadline)
+
+    def succeeded(self, opened: Opened, latency: float, failures: list[ProviderError]) -> None:
+        """Book a finished answer: statistics, the circuit, and the fallback log line."""
+        name = opened.context.name
+        self._stats.record(name, True, latency, retry=opened.attempts > 1)
+        if opened.circuit.success():
+            self._log.info("circuit_closed", provider=name, model=opened.request.model)
+        if any(failure.provider != name for failure in failures):
+            self._log.info("fallback_succeeded", provider=name)
+
+    def broke(self, opened: Opened, error: ProviderError, latency: float, failures: list[ProviderError]) -> None:
+        """Book an answer that failed after the provider had accepted it (a stream cut mid-way)."""
+        self._stats.record(opened.context.name, False, latency, retry=opened.attempts > 1)
+        error.attempt = opened.attempts
+        opened_circuit = self._judge(opened.circuit, error)
+        self.fail(failures, error, skipped=False, raise_now=False)
+        if opened_circuit:
+            self._log_circuit_opened(opened.context.name, opened.request.model, opened.circuit)
 
     @staticmethod
     def _out_of_time(deadline: Deadline, failures: list[ProviderError]) -> bool:
@@ -134,61 +209,60 @@ class Router:
         failures: list[ProviderError],
         may_defer: bool,
         attempts: int,
-    ) -> CompletionResult | _Deferred | None:
+        opener: Opener,
+    ) -> Opened | _Deferred | None:
         """Try one provider and model; ``None`` when it failed and the route goes on."""
         name = entry.provider
         if failures and attempts == 0:
             self._log.info("fallback_trying", provider=name)
         context = self._contexts.get(name)
         if context is None:
-            self._fail(failures, self._missing(name), skipped=True)
+            self.fail(failures, self._missing(name), skipped=True)
             return None
         model = entry.model or context.settings.model
         if not context.configured:
-            self._fail(failures, context.not_configured_error(model), skipped=True)
+            self.fail(failures, context.not_configured_error(model), skipped=True)
             return None
         circuit = self._breakers.get(name, model)
         if circuit.state is CircuitState.OPEN:  # the cheapest way past a dead provider
-            self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
+            self.fail(failures, self._circuit_open(context, model, circuit), skipped=True)
             return None
         request = make_request(model)
         max_attempts = self._max_attempts
         told_to_wait = False
         while attempts < max_attempts and not deadline.expired:
             if circuit.state is CircuitState.OPEN:
-                self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
+                self.fail(failures, self._circuit_open(context, model, circuit), skipped=True)
                 return None
             wait = self._gate_wait(context, model, request)
             if wait > 0:
                 patience = SHORT_RATE_LIMIT_WAIT if told_to_wait else 0.0
                 if may_defer and wait > patience:
                     if not told_to_wait:
-                        self._fail(failures, self._rate_limited(context, request, wait), skipped=True)
+                        self.fail(failures, self._rate_limited(context, request, wait), skipped=True)
                     return _Deferred(entry, wait, attempts)
                 if wait > self._max_rate_limit_wait or not deadline.allows(wait):
-                    self._fail(failures, self._wait_too_long(context, model, wait, deadline), skipped=True)
+                    self.fail(failures, self._wait_too_long(context, model, wait, deadline), skipped=True)
                     return None
                 self._log.warning("rate_limit_wait", provider=name, seconds=f"{wait:.1f}")
                 await asyncio.sleep(wait)
                 continue
             if not circuit.allow():
-                self._fail(failures, self._circuit_open(context, model, circuit), skipped=True)
+                self.fail(failures, self._circuit_open(context, model, circuit), skipped=True)
                 return None
             attempts += 1
             try:
-                reply, latency = await self._attempt(context, request, deadline, retry=attempts > 1)
+                value, latency = await self._attempt(context, request, deadline, attempts > 1, opener)
             except ProviderError as error:
                 if error.skipped:  # the deadline ran out while queued: nothing was sent
                     circuit.release()
-                    self._fail(failures, error, skipped=True)
+                    self.fail(failures, error, skipped=True)
                     return None
                 error.attempt = attempts
                 opened = self._judge(circuit, error)
-                self._fail(failures, error, skipped=False)
+                self.fail(failures, error, skipped=False)
                 if opened:
-                    self._log.warning(
-                        "circuit_opened", provider=name, model=model, failures=circuit.failures, seconds=f"{circuit.cooldown:g}"
-                    )
+                    self._log_circuit_opened(name, model, circuit)
                 if not error.retryable or attempts >= max_attempts or circuit.state is not CircuitState.CLOSED:
                     return None
                 if error.kind is ErrorKind.RATE_LIMIT:
@@ -210,21 +284,7 @@ class Router:
             except BaseException:
                 circuit.release()
                 raise
-            if circuit.success():
-                self._log.info("circuit_closed", provider=name, model=model)
-            if failures:
-                self._log.info("fallback_succeeded", provider=name)
-            return CompletionResult(
-                text=reply.text,
-                provider=name,
-                model=reply.model or model,
-                finish_reason=reply.finish_reason,
-                usage=reply.usage,
-                latency=latency,
-                failures=tuple(failures),
-                extra=reply.extra,
-                attempts=attempts,
-            )
+            return Opened(entry, 0, context, circuit, request, value, latency, attempts)
         return None
 
     def _gate_wait(self, context: ProviderContext, model: str, request: CompletionRequest) -> float:
@@ -245,13 +305,14 @@ class Router:
     # -- one request ---------------------------------------------------
 
     async def _attempt(
-        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, *, retry: bool
-    ) -> tuple[ProviderReply, float]:
-        """Send one request inside the provider's timeout and what is left of the deadline.
+        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, retry: bool, opener: Opener
+    ) -> tuple[Any, float]:
+        """Hold one of the provider's connection slots and run ``opener``.
 
-        Waiting for one of the provider's connection slots is bounded by the
-        deadline only: a local queue is not the provider's fault, so it is
-        neither timed by ``*_TIMEOUT`` nor counted as a request.
+        Waiting for a slot is bounded by the deadline only: a local queue is
+        not the provider's fault, so it is neither timed by ``*_TIMEOUT`` nor
+        counted as a request. A reply gives the slot back at once; a live
+        stream keeps it until it is closed.
         """
         try:
             if context.slots.locked():  # only a real queue needs a timer
@@ -260,63 +321,72 @@ class Router:
             else:
                 await context.slots.acquire()
         except TimeoutError:
-            error = self._timed_out(context, request.model, 0.0, True, deadline)
+            error = self._timed_out(context, request.model, True, deadline)
             error.skipped = True
             raise error from None
+        keep = False
         try:
-            return await self._send(context, request, deadline, retry=retry)
+            context.requests_per_minute.take()
+            value, latency = await opener(context, request, deadline, retry)
+            keep = getattr(value, "holds_slot", False)
+            return value, latency
         finally:
-            context.slots.release()
+            if not keep:
+                context.slots.release()
 
-    async def _send(
-        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, *, retry: bool
+    async def _complete(
+        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, retry: bool
     ) -> tuple[ProviderReply, float]:
-        name = context.name
-        context.requests_per_minute.take()
+        """One ``provider_complete`` inside the provider's timeout and what is left of the deadline."""
         # The grace lets httpx's own connect and first-byte timeouts speak first;
         # this limit catches what they cannot see, like a body trickled forever.
         provider_limit = context.settings.timeout + TIMEOUT_GRACE
         budget = min(provider_limit, deadline.remaining())
-        cut_by_deadline = budget < provider_limit
         started = time.perf_counter()
         token = ATTEMPT_MODEL.set(request.model)
         try:
             async with asyncio.timeout(budget):
-                reply = await self._call(name, "provider_complete", request=request, context=context)
+                reply = await self._call(context.name, "provider_complete", request=request, context=context)
             if not isinstance(reply, ProviderReply):
                 raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
-            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
-            raise self._timed_out(context, request.model, budget, cut_by_deadline, deadline) from None
-        except ProviderError as error:
-            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
-            raise self._scrub(error) from None
-        except httpx.TransportError as exc:
-            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
-            raise self._scrub(context.transport_error(exc, model=request.model)) from None
-        except Exception as exc:  # a plugin bug must not stop the fallback
-            self._stats.record(name, False, time.perf_counter() - started, retry=retry)
-            plugin = self._plugin_of(name)
-            raise self._scrub(
-                ProviderError(
-                    name,
-                    ErrorKind.PLUGIN_ERROR,
-                    t("error.plugin_failed", plugin=plugin, error=describe_exception(exc)),
-                    t("suggest.plugin_broken", plugin=plugin),
-                    model=request.model,
-                )
-            ) from None
+        except Exception as exc:
+            self._stats.record(context.name, False, time.perf_counter() - started, retry=retry)
+            raise self.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=budget < provider_limit) from None
         finally:
             ATTEMPT_MODEL.reset(token)
-        latency = time.perf_counter() - started
-        self._stats.record(name, True, latency, retry=retry)
-        return reply, latency
+        return reply, time.perf_counter() - started
+
+    def as_provider_error(
+        self, exc: Exception, context: ProviderContext, model: str, deadline: Deadline, *, cut_by_deadline: bool
+    ) -> ProviderError:
+        """Whatever a plugin let escape, as the ProviderError the route understands (secrets removed)."""
+        if isinstance(exc, ProviderError):
+            return self._scrub(exc)
+        if isinstance(exc, TimeoutError):
+            return self._timed_out(context, model, cut_by_deadline, deadline)
+        if isinstance(exc, httpx.TransportError):
+            return self._scrub(context.transport_error(exc, model=model))
+        plugin = self._plugin_of(context.name)  # a plugin bug must not stop the fallback
+        return self._scrub(
+            ProviderError(
+                context.name,
+                ErrorKind.PLUGIN_ERROR,
+                t("error.plugin_failed", plugin=plugin, error=describe_exception(exc)),
+                t("suggest.plugin_broken", plugin=plugin),
+                model=model,
+            )
+        )
 
     # -- errors --------------------------------------------------------
 
-    def _fail(self, failures: list[ProviderError], error: ProviderError, *, skipped: bool) -> None:
+    def _log_circuit_opened(self, provider: str, model: str, circuit: CircuitBreaker) -> None:
+        self._log.warning(
+            "circuit_opened", provider=provider, model=model, failures=circuit.failures, seconds=f"{circuit.cooldown:g}"
+        )
+
+    def fail(self, failures: list[ProviderError], error: ProviderError, *, skipped: bool, raise_now: bool = True) -> None:
         """Record and log one failure; raise it at once when no other provider could do better."""
         error.skipped = skipped
         failures.append(error)
@@ -327,12 +397,10 @@ class Router:
             self._log.warning(
                 "provider_failed", provider=error.provider, error=error.message, kind=error.kind.value, attempt=error.attempt
             )
-        if not error.fallback and error.kind is not ErrorKind.DEADLINE:
+        if raise_now and not error.fallback and error.kind is not ErrorKind.DEADLINE:
             raise error
 
-    def _timed_out(
-        self, context: ProviderContext, model: str, budget: float, cut_by_deadline: bool, deadline: Deadline
-    ) -> ProviderError:
+    def _timed_out(self, context: ProviderContext, model: str, cut_by_deadline: bool, deadline: Deadline) -> ProviderError:
         if cut_by_deadline:
             return ProviderError(
                 context.name,
@@ -380,7 +448,7 @@ class Router:
         # Built directly: nothing in it can hold a secret, and this is the hot path of a skip.
         return ProviderError(context.name, ErrorKind.CIRCUIT_OPEN, message, t("suggest.circuit_open"), model=model)
 
-    def _all_failed(self, failures: list[ProviderError], deadline: Deadline) -> AllProvidersFailedError:
+    def all_failed(self, failures: list[ProviderError], deadline: Deadline) -> AllProvidersFailedError:
         lines = []
         for failure in failures:
             who = failure.provider if failure.attempt <= 1 else t("error.attempt_label", provider=failure.provider, attempt=failure.attempt)

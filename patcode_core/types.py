@@ -78,6 +78,10 @@ class CompletionResult:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Requests sent to the provider that answered (1 unless it was retried).
     attempts: int = 1
+    #: Seconds from sending the request to the first token (streams only).
+    time_to_first_token: float | None = None
+    #: Partial answers thrown away because their stream broke (streams only).
+    restarts: tuple[StreamRestarted, ...] = ()
 
     @property
     def fallback_from(self) -> str | None:
@@ -88,6 +92,64 @@ class CompletionResult:
     def truncated(self) -> bool:
         """True when the provider stopped at the token limit, not at the end."""
         return self.finish_reason == "length"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One piece of a streamed answer, as a plugin's ``provider_stream`` yields it.
+
+    :param text: new answer text (may be empty).
+    :param finish_reason: set on the chunk that says why the answer ended.
+    :param usage: token counts, when this chunk carries them.
+    :param model: the model that answers, when the chunk names it.
+    :param done: True on the provider's own end marker (``data: [DONE]``,
+        ``"done": true``). A stream that stops before it is treated as broken.
+    :param skipped: why an unreadable chunk was skipped (logged as a warning).
+    :param extra: provider-specific figures carried by the last chunks.
+    """
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    done: bool = False
+    skipped: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """New text of the answer being streamed, from ``provider``."""
+
+    text: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRestarted:
+    """The stream from ``from_provider`` broke after text was shown; it starts again on ``to_provider``.
+
+    The caller should discard the ``discarded`` text it already showed: the
+    answer that follows is complete on its own.
+    """
+
+    from_provider: str
+    to_provider: str
+    reason: str
+    discarded: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStarted:
+    """The first token arrived from ``provider`` (``model``) after ``seconds``."""
+
+    provider: str
+    model: str
+    seconds: float
+
+
+#: What iterating a stream yields: text, notices, and finally the result.
+StreamEvent = TextDelta | StreamStarted | StreamRestarted | CompletionResult
 
 
 @dataclass(frozen=True, slots=True)
