@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +23,13 @@ from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import t
 from patcode_core.transport import rate_limit_wait
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, Usage
+from patcode_core.sse import sse_data
+from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
 
 #: How long a quick availability check may take, at most.
 AVAILABILITY_TIMEOUT = 5.0
+#: Unreadable chunks a stream may skip (each with a warning) before it counts as broken.
+MAX_SKIPPED_CHUNKS = 3
 _DETAIL_LIMIT = 300
 _STANDARD_USAGE = {"prompt_tokens", "completion_tokens", "total_tokens"}
 _STANDARD_TOP = {"id", "object", "created", "model", "choices", "usage"}
@@ -39,11 +42,15 @@ class Dialect:
     :param max_tokens_field: the request field that caps output tokens.
     :param models_url: where people see which models the provider serves.
     :param billing_hint: what to check when the quota is exhausted.
+    :param stream_usage_in: a top-level object of stream chunks that also
+        carries ``usage`` (some providers put it there instead of, or
+        besides, the ``include_usage`` chunk).
     """
 
     max_tokens_field: str = "max_completion_tokens"
     models_url: str = ""
     billing_hint: str = ""
+    stream_usage_in: str | None = None
 
 
 def payload(request: CompletionRequest, dialect: Dialect) -> dict[str, Any]:
@@ -75,6 +82,118 @@ async def complete(context: ProviderContext, request: CompletionRequest, dialect
     if response.status_code != 200:
         raise error_from_response(context, response, request.model, dialect)
     return parse_reply(context, response, request.model)
+
+
+async def stream(context: ProviderContext, request: CompletionRequest, dialect: Dialect) -> AsyncIterator[StreamChunk]:
+    """Send one streaming chat completion and yield its chunks (``stream_options.include_usage`` on)."""
+    if not context.configured:
+        raise context.not_configured_error(request.model)
+    body = {**payload(request, dialect), "stream": True, "stream_options": {"include_usage": True}}
+    try:
+        async with context.client.stream("POST", "/chat/completions", json=body, headers=_headers(context)) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise error_from_response(context, response, request.model, dialect)
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # A server that ignored "stream": one whole answer is one chunk.
+                await response.aread()
+                reply = parse_reply(context, response, request.model)
+                yield StreamChunk(reply.text, reply.finish_reason, reply.usage, reply.model, done=True, extra=reply.extra)
+                return
+            async for chunk in read_stream(context, sse_data(response.aiter_lines()), request.model, dialect):
+                yield chunk
+    except httpx.TransportError as exc:
+        raise context.transport_error(exc, model=request.model) from None
+
+
+async def read_stream(
+    context: ProviderContext, events: AsyncIterator[str], model: str, dialect: Dialect
+) -> AsyncIterator[StreamChunk]:
+    """Turn ``chat.completion.chunk`` events into StreamChunks, ending with ``done`` at ``[DONE]``.
+
+    A body that ends without ``[DONE]`` after a ``finish_reason`` is complete
+    and ends at once; without either it ends with no ``done`` chunk (broken).
+    Usage comes from the ``include_usage`` chunk or ``Dialect.stream_usage_in``.
+    """
+    finish: str | None = None
+    usage: Usage | None = None
+    answering_model: str | None = None
+    extra: dict[str, Any] = {}
+    skipped = 0
+    async for data in events:
+        if data.strip() == "[DONE]":
+            yield StreamChunk(finish_reason=finish, usage=usage, model=answering_model, done=True, extra=extra)
+            return
+        try:
+            event = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            event = None
+        if not isinstance(event, dict):
+            skipped += 1
+            if skipped > MAX_SKIPPED_CHUNKS:
+                raise context.error(
+                    ErrorKind.MALFORMED_RESPONSE,
+                    t("error.malformed", detail=f"{skipped} unreadable stream chunks"),
+                    t("suggest.retry_later"),
+                    model=model,
+                )
+            yield StreamChunk(skipped=data[:80])
+            continue
+        if event.get("error") is not None:
+            raise in_band_error(context, event["error"], model)
+        if isinstance(event.get("model"), str):
+            answering_model = event["model"]
+        usage = _stream_usage(event, extra, dialect.stream_usage_in) or usage
+        text, chunk_finish = _delta(context, event, model)
+        finish = chunk_finish or finish
+        yield StreamChunk(text=text, finish_reason=chunk_finish, model=answering_model)
+    if finish is not None:
+        yield StreamChunk(finish_reason=finish, usage=usage, model=answering_model, done=True, extra=extra)
+
+
+def _delta(context: ProviderContext, event: dict[str, Any], model: str) -> tuple[str, str | None]:
+    """(new text, finish reason) of one chunk; a refusal or a filtered finish is a CONTENT_FILTER."""
+    choices = event.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "", None
+    choice = choices[0]
+    delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+    finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+    refusal = delta.get("refusal")
+    if refusal or finish == "content_filter":
+        raise context.error(
+            ErrorKind.CONTENT_FILTER, t("error.content_filter", detail=refusal or finish), t("suggest.rephrase"), model=model
+        )
+    content = delta.get("content")
+    return (content if isinstance(content, str) else ""), finish
+
+
+def _stream_usage(event: dict[str, Any], extra: dict[str, Any], usage_in: str | None) -> Usage | None:
+    """Token counts from an ``include_usage`` chunk or from ``event[usage_in]["usage"]``; details go to ``extra``."""
+    body = event.get("usage")
+    holder = event.get(usage_in) if usage_in else None
+    if not isinstance(body, dict) and isinstance(holder, dict) and isinstance(holder.get("usage"), dict):
+        body = holder["usage"]
+    if not isinstance(body, dict):
+        return None
+    details = {key: value for key, value in body.items() if key not in _STANDARD_USAGE}
+    if details:
+        extra["usage"] = details
+    return Usage(_int_or_none(body.get("prompt_tokens")), _int_or_none(body.get("completion_tokens")))
+
+
+def in_band_error(context: ProviderContext, error: object, model: str) -> ProviderError:
+    """An error sent inside a 200 stream, with the kind its code or type names."""
+    fields = error if isinstance(error, dict) else {"message": str(error)}
+    detail = str(fields.get("message") or fields)[:_DETAIL_LIMIT]
+    code = str(fields.get("code") or fields.get("type") or "")
+    if code in ("rate_limit_exceeded", "tokens", "requests"):
+        return context.error(ErrorKind.RATE_LIMIT, t("error.rate_limit", detail=detail), t("suggest.rate_limit"), model=model)
+    if code == "context_length_exceeded":
+        return context.error(ErrorKind.CONTEXT_LENGTH, t("error.context_length", detail=detail), t("suggest.shorten"), model=model)
+    if code in ("content_filter", "content_policy_violation"):
+        return context.error(ErrorKind.CONTENT_FILTER, t("error.content_filter", detail=detail), t("suggest.rephrase"), model=model)
+    return context.error(ErrorKind.SERVER_ERROR, t("error.in_stream", detail=detail), t("suggest.retry_later"), model=model)
 
 
 def _json_body(context: ProviderContext, response: httpx.Response, model: str | None) -> Any:
@@ -276,3 +395,11 @@ class ChatCompletionsPlugin:
     ) -> ProviderReply:
         """One non-streaming chat completion."""
         return await complete(context, request, self.dialect())
+
+    @hookimpl
+    async def provider_stream(
+        self, provider: str, request: CompletionRequest, context: ProviderContext
+    ) -> AsyncIterator[StreamChunk]:
+        """One streaming chat completion, chunk by chunk."""
+        async for chunk in stream(context, request, self.dialect()):
+            yield chunk

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,11 +48,19 @@ class LLMSettings(BaseSettings):
     breaker_threshold: int = Field(default=3, ge=1)
     breaker_cooldown: float = Field(default=30.0, gt=0)
     breaker_max_cooldown: float = Field(default=300.0, gt=0)
+    first_token_timeout: float = Field(default=30.0, gt=0)
+    stream_idle_timeout: float = Field(default=15.0, gt=0)
+    stream_recovery: Literal["restart", "error"] = "restart"
 
     @field_validator("first_byte_timeout", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("stream_recovery", mode="before")
+    @classmethod
+    def _recovery_word(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("default_provider", mode="before")
     @classmethod
@@ -146,6 +154,7 @@ _REASONS = {
     "greater_than_equal": "config.reason.ge",
     "less_than": "config.reason.lt",
     "less_than_equal": "config.reason.le",
+    "literal_error": "config.reason.choice",
 }
 
 

@@ -155,3 +155,20 @@ class AllProvidersFailedError(PatCodeError):
 
     def __str__(self) -> str:
         return f"{self.message}\n{self.details}"
+
+
+class StreamInterruptedError(PatCodeError):
+    """A streamed answer broke after text was shown and was not (or could not be) restarted.
+
+    :param provider: the provider whose stream broke.
+    :param partial_text: what had arrived; never passed off as a whole answer.
+    :param failures: every failure of the call, the break included.
+    """
+
+    def __init__(
+        self, provider: str, partial_text: str, failures: tuple[ProviderError, ...], message: str, suggestion: str = ""
+    ) -> None:
+        super().__init__(message, suggestion)
+        self.provider = provider
+        self.partial_text = partial_text
+        self.failures = failures

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from patcode_core.plugins import PluginHost, describe_exception
 from patcode_core.redact import redact
 from patcode_core.ratelimit import QuotaSnapshot
 from patcode_core.router import Router
+from patcode_core.streaming import StreamRunner
 from patcode_core.stats import ProviderStats, StatsRecorder
-from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message
+from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, StreamEvent
 
 #: Status checks never take longer than this, whatever a provider's timeout.
 STATUS_TIMEOUT = 10.0
@@ -111,6 +113,15 @@ class LLMManager:
             self._missing_error,
             self._host.plugin_of,
             self._log,
+        )
+        self._streams = StreamRunner(
+            self._router,
+            self._host,
+            self._call,
+            self._log,
+            first_token_timeout=llm.first_token_timeout,
+            idle_timeout=llm.stream_idle_timeout,
+            recovery=llm.stream_recovery,
         )
         self.auto_fallback: bool = llm.auto_fallback
         configured_order = llm.fallback_entries
@@ -243,6 +254,43 @@ class LLMManager:
         With fallback off, the first error is raised as it is; with it on,
         :class:`AllProvidersFailedError` lists every provider's failure.
         """
+        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback)
+        return await self._router.run(route, make_request, use_fallback)
+
+    async def stream(
+        self,
+        prompt: MessagesInput,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        fallback: bool | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Answer ``prompt`` as it is written.
+
+        Yields :class:`~patcode_core.types.StreamStarted` when the first token
+        arrives, :class:`~patcode_core.types.TextDelta` pieces, a
+        :class:`~patcode_core.types.StreamRestarted` if a broken stream starts
+        again on another provider (drop the text shown so far), and last the
+        :class:`CompletionResult`. A stream that breaks for good raises
+        :class:`~patcode_core.errors.StreamInterruptedError` with the partial text.
+        """
+        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback)
+        async with aclosing(self._streams.run(route, make_request, use_fallback)) as events:
+            async for event in events:
+                yield event
+
+    def _plan(
+        self,
+        prompt: MessagesInput,
+        provider: str | None,
+        model: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        fallback: bool | None,
+    ) -> tuple[list[FallbackEntry], Callable[[str], CompletionRequest], bool]:
+        """The route, a request builder per model, and whether to fall back."""
         messages = to_messages(prompt)
         use_fallback = self.auto_fallback if fallback is None else fallback
         route = self._route(provider, model, use_fallback)
@@ -254,7 +302,7 @@ class LLMManager:
                 messages=messages, model=model_name, temperature=chosen_temperature, max_tokens=chosen_max_tokens
             )
 
-        return await self._router.run(route, make_request, use_fallback)
+        return route, make_request, use_fallback
 
     async def _call(self, name: str, hook: str, **kwargs: Any) -> Any:
         caller = self._host.caller(hook, name)
@@ -381,6 +429,27 @@ class SyncLLMManager:
     def complete(self, prompt: MessagesInput, **options: Any) -> CompletionResult:
         """Blocking :meth:`LLMManager.complete`."""
         return self.run(self.manager.complete(prompt, **options))
+
+    def stream(self, prompt: MessagesInput, **options: Any) -> Iterator[StreamEvent]:
+        """:meth:`LLMManager.stream` as a plain iterator; stopping early (or Ctrl-C) closes the stream."""
+        events = self.manager.stream(prompt, **options)
+
+        async def step() -> StreamEvent:
+            return await anext(events)
+
+        try:
+            while True:
+                try:
+                    yield self.run(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._close_stream(events)
+
+    def _close_stream(self, events: AsyncIterator[StreamEvent]) -> None:
+        closer = getattr(events, "aclose", None)
+        if closer is not None:
+            self.run(closer())
 
     def providers_status(self) -> list[ProviderStatus]:
         """Blocking :meth:`LLMManager.providers_status`."""

@@ -186,6 +186,10 @@ class Router:
         if any(failure.provider != name for failure in failures):
             self._log.info("fallback_succeeded", provider=name)
 
+    def record_failure(self, provider: str, seconds: float, retry: bool) -> None:
+        """Count one request that failed before the provider accepted it."""
+        self._stats.record(provider, False, seconds, retry=retry)
+
     def broke(self, opened: Opened, error: ProviderError, latency: float, failures: list[ProviderError]) -> None:
         """Book an answer that failed after the provider had accepted it (a stream cut mid-way)."""
         self._stats.record(opened.context.name, False, latency, retry=opened.attempts > 1)

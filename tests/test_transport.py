@@ -40,8 +40,8 @@ def test_retry_after_http_date() -> None:
         (httpx.ConnectError("refused"), ErrorKind.UNREACHABLE, "No se pudo conectar a http://h:1"),
         (httpx.ConnectTimeout("slow"), ErrorKind.TIMEOUT, "Connection timeout"),
         (httpx.ReadTimeout("silent"), ErrorKind.TIMEOUT, "Connection timeout"),
-        (httpx.RemoteProtocolError("closed"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de la respuesta"),
-        (httpx.ReadError("reset"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de la respuesta"),
+        (httpx.RemoteProtocolError("closed"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de completar la respuesta"),
+        (httpx.ReadError("reset"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de completar la respuesta"),
     ],
 )
 def test_transport_errors(exc: httpx.TransportError, kind: ErrorKind, message: str) -> None:

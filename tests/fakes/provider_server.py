@@ -13,7 +13,9 @@ Run it as a process: ``python provider_server.py --port 0`` prints
   ``malformed`` (200 with broken JSON), ``no_choices`` (200, ``choices: []``,
   or an Ollama body with no ``message``), ``empty`` (200 with an empty
   answer), ``ok`` (the normal answer, with extra ``headers``), ``trickle``
-  (200 headers, then the body one byte every ``seconds``).
+  (200 headers, then the body one byte every ``seconds``), ``stream`` (a
+  request with ``"stream": true`` answered with a fault of
+  ``streaming_replies.py``; without a fault such a request streams normally).
 - ``POST /_control/config`` ``{"models": [...], "reply": "..."}``,
   ``GET /_control/requests`` (what was asked), ``POST /_control/reset``,
   ``POST /_control/clear_faults`` (heal, keeping the request log).
@@ -28,8 +30,13 @@ import asyncio
 import json
 import socket
 import struct
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from streaming_replies import send_stream  # noqa: E402
 
 OLLAMA_MODELS = ["qwen2.5-coder:1.5b", "llama3.2:latest"]
 API_MODELS = ["gpt-4o-mini", "openai/gpt-oss-120b"]
@@ -254,7 +261,16 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 return
             if kind == "delay":
                 await asyncio.sleep(float(fault["seconds"]))
-            if kind == "http":
+            if body.get("stream") is True and route == "chat" and kind in ("ok", "delay", "stream"):
+                status, payload = answer(method, path, body)
+                if status == 200:
+                    text = payload["choices"][0]["message"]["content"] if "choices" in payload else payload["message"]["content"]
+                    reusable = await send_stream(writer, reader, path, body.get("model", ""), text, fault or {})
+                    if not reusable:
+                        return
+                    continue
+                data = encode(status, payload)
+            elif kind == "http":
                 data = encode(fault["status"], fault.get("body", ""), fault.get("headers"), fault.get("content_type"))
             elif kind == "malformed":
                 data = encode(200, '{"choices": [{"message": ', content_type="application/json")

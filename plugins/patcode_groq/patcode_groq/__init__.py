@@ -56,6 +56,7 @@ def _dialect() -> chat_completions.Dialect:
         max_tokens_field="max_completion_tokens",
         models_url="https://console.groq.com/docs/models",
         billing_hint=MESSAGES.t("billing"),
+        stream_usage_in="x_groq",  # Groq's last stream chunk: {"x_groq": {"id": ..., "usage": {...}}}
     )
 
 

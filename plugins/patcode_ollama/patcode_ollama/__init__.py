@@ -10,6 +10,7 @@ sent as a bearer token.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,12 +23,14 @@ from patcode_core.i18n import Catalogue
 from patcode_core.i18n import t as core_t
 from patcode_core.provider_settings import ProviderSettings
 from patcode_core.transport import rate_limit_wait
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, Usage
+from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
 
 NAME = "ollama"
 DEFAULT_MODEL = "qwen2.5-coder:1.5b"
 TAGS_TIMEOUT = 5.0
 _DETAIL_LIMIT = 300
+#: Unreadable lines a stream may skip (each with a warning) before it counts as broken.
+MAX_SKIPPED_LINES = 3
 _EXTRA_FIELDS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration", "created_at")
 
 MESSAGES = Catalogue(
@@ -156,12 +159,12 @@ def _http_error(context: ProviderContext, response: httpx.Response, model: str) 
     return make(ErrorKind.BAD_REQUEST, MESSAGES.t("error", status=status, detail=detail), core_t("suggest.bad_request"))
 
 
-def chat_payload(request: CompletionRequest) -> dict[str, Any]:
+def chat_payload(request: CompletionRequest, stream: bool = False) -> dict[str, Any]:
     """The JSON body for ``POST /api/chat``."""
     return {
         "model": request.model,
         "messages": [message.as_dict() for message in request.messages],
-        "stream": False,
+        "stream": stream,
         "options": {"temperature": request.temperature, "num_predict": request.max_tokens},
     }
 
@@ -210,3 +213,59 @@ async def provider_complete(provider: str, request: CompletionRequest, context: 
         ),
         extra={field: body[field] for field in _EXTRA_FIELDS if field in body},
     )
+
+
+def _in_band_error(context: ProviderContext, detail: str, model: str) -> ProviderError:
+    """``{"error": ...}`` inside a 200 stream: a model that is missing, or the server failing mid-answer."""
+    if "not found" in detail.lower() and "model" in detail.lower():
+        return context.error(ErrorKind.MODEL_NOT_FOUND, MESSAGES.t("not_pulled", model=model), MESSAGES.t("pull", model=model), model=model)
+    return context.error(ErrorKind.SERVER_ERROR, core_t("error.in_stream", detail=detail[:_DETAIL_LIMIT]), core_t("suggest.retry_later"), model=model)
+
+
+def _usage(line: dict[str, Any]) -> Usage:
+    prompt, output = line.get("prompt_eval_count"), line.get("eval_count")
+    return Usage(prompt if isinstance(prompt, int) else None, output if isinstance(output, int) else None)
+
+
+@hookimpl
+async def provider_stream(provider: str, request: CompletionRequest, context: ProviderContext) -> AsyncIterator[StreamChunk]:
+    """``/api/chat`` with ``stream: true``: one JSON object per line, the last with ``"done": true`` and the counts."""
+    try:
+        async with context.client.stream(
+            "POST", "/api/chat", json=chat_payload(request, stream=True), headers=_auth_headers(context)
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _http_error(context, response, request.model)
+            skipped = 0
+            async for raw in response.aiter_lines():
+                if not raw.strip():
+                    continue
+                try:
+                    line = json.loads(raw)
+                except json.JSONDecodeError:
+                    line = None
+                if not isinstance(line, dict):
+                    skipped += 1
+                    if skipped > MAX_SKIPPED_LINES:
+                        raise _malformed(context, f"{skipped} unreadable stream lines", request.model)
+                    yield StreamChunk(skipped=raw[:80])
+                    continue
+                if line.get("error") is not None:
+                    raise _in_band_error(context, str(line["error"]), request.model)
+                message = line.get("message")
+                text = message.get("content") if isinstance(message, dict) else ""
+                model = line.get("model") if isinstance(line.get("model"), str) else None
+                if line.get("done") is True:
+                    yield StreamChunk(
+                        text=text if isinstance(text, str) else "",
+                        finish_reason=line.get("done_reason") or "stop",
+                        usage=_usage(line),
+                        model=model,
+                        done=True,
+                        extra={field: line[field] for field in _EXTRA_FIELDS if field in line},
+                    )
+                    return
+                yield StreamChunk(text=text if isinstance(text, str) else "", model=model)
+    except httpx.TransportError as exc:
+        raise _unreachable(context, exc, request.model) from None

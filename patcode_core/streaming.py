@@ -1,0 +1,338 @@
+"""Streams along the route: the first token decides who answers; a stream cut later is never passed off as whole.
+
+Before the first token a stream is treated like any request (retries,
+circuits, rate limits, fallback), within ``LLM_FIRST_TOKEN_TIMEOUT``. After
+it, every gap between chunks is bounded by ``LLM_STREAM_IDLE_TIMEOUT``, and a
+stream that breaks — cut connection, no end marker, stall, an error inside
+the stream, too many unreadable chunks — is either restarted on the next
+provider (``LLM_STREAM_RECOVERY=restart``, announced with a
+:class:`StreamRestarted` event) or ends in a :class:`StreamInterruptedError`
+carrying the partial text (``=error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from patcode_core.config import FallbackEntry
+from patcode_core.context import ATTEMPT_MODEL, ProviderContext
+from patcode_core.deadline import Deadline
+from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamInterruptedError
+from patcode_core.i18n import t
+from patcode_core.plugins import PluginHost
+from patcode_core.router import HookCall, Opened, Router
+from patcode_core.types import (
+    CompletionRequest,
+    CompletionResult,
+    ProviderReply,
+    StreamChunk,
+    StreamEvent,
+    StreamRestarted,
+    StreamStarted,
+    TextDelta,
+    Usage,
+)
+
+RESTART = "restart"
+
+
+@dataclass(slots=True)
+class LiveStream:
+    """A stream whose first text has arrived; it holds one of the provider's connection slots until closed."""
+
+    chunks: AsyncIterator[StreamChunk]
+    first: StreamChunk
+    started: float
+    time_to_first_token: float
+    release: Callable[[], None]
+    holds_slot: bool = True
+    _closed: bool = field(default=False)
+
+    async def close(self) -> None:
+        """Close the provider's response and give the connection slot back (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            closer = getattr(self.chunks, "aclose", None)
+            if closer is not None:
+                await closer()
+        finally:
+            self.release()
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What a stream has said so far."""
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def take(self, chunk: StreamChunk) -> None:
+        if chunk.text:
+            self.parts.append(chunk.text)
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        self.usage = chunk.usage or self.usage
+        self.model = chunk.model or self.model
+        self.extra.update(chunk.extra)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+async def _whole_answer(reply: ProviderReply) -> AsyncIterator[StreamChunk]:
+    yield StreamChunk(reply.text, reply.finish_reason, reply.usage, reply.model, done=True, extra=reply.extra)
+
+
+async def _from_thread(chunks: Iterator[StreamChunk]) -> AsyncIterator[StreamChunk]:
+    """A plain generator's chunks, each read in a worker thread."""
+    end = object()
+    try:
+        while (chunk := await asyncio.to_thread(next, chunks, end)) is not end:
+            yield chunk  # type: ignore[misc]
+    finally:
+        closer = getattr(chunks, "close", None)
+        if closer is not None:
+            closer()
+
+
+class StreamRunner:
+    """Streams completions for the manager.
+
+    :param router: walks the route and books successes and failures.
+    :param host: to find each provider's ``provider_stream``.
+    :param call: runs a hook (for providers that only complete).
+    :param first_token_timeout: ``LLM_FIRST_TOKEN_TIMEOUT``.
+    :param idle_timeout: ``LLM_STREAM_IDLE_TIMEOUT``.
+    :param recovery: ``restart`` or ``error`` (``LLM_STREAM_RECOVERY``).
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        host: PluginHost,
+        call: HookCall,
+        log: Any,
+        *,
+        first_token_timeout: float,
+        idle_timeout: float,
+        recovery: str,
+    ) -> None:
+        self._router = router
+        self._host = host
+        self._call = call
+        self._log = log
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
+        self.recovery = recovery
+
+    async def run(
+        self, route: list[FallbackEntry], make_request: Callable[[str], CompletionRequest], use_fallback: bool
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield :class:`StreamStarted`, text deltas, maybe :class:`StreamRestarted`, then the result."""
+        deadline = self._router.new_deadline()
+        failures: list[ProviderError] = []
+        restarts: list[StreamRestarted] = []
+        broken: tuple[str, str, str] | None = None  # provider, reason, text shown
+        remaining = route
+        while True:
+            try:
+                opened = await self._router.walk(remaining, make_request, deadline, failures, use_fallback, self._open)
+            except PatCodeError as error:
+                if broken is None:
+                    raise
+                raise self._interrupted(broken[0], broken[2], error, failures) from None
+            live: LiveStream = opened.value
+            name = opened.context.name
+            if broken is not None:
+                restart = StreamRestarted(broken[0], name, broken[1], broken[2])
+                restarts.append(restart)
+                self._log.warning("stream_restarted", from_provider=broken[0], to_provider=name, reason=broken[1])
+                yield restart
+            answer = _Answer()
+            booked = completed = False
+            try:
+                yield StreamStarted(name, opened.request.model, live.time_to_first_token)
+                answer.take(live.first)
+                yield TextDelta(live.first.text, name)
+                done = live.first.done
+                while not done:
+                    chunk = await self._next(live, deadline, opened)
+                    if chunk.skipped is not None:
+                        self._log.warning("stream_chunk_skipped", provider=name, detail=chunk.skipped)
+                        continue
+                    answer.take(chunk)
+                    if chunk.text:
+                        yield TextDelta(chunk.text, name)
+                    done = chunk.done
+                completed = True
+            except ProviderError as error:
+                booked = True
+                self._router.broke(opened, error, time.perf_counter() - live.started, failures)
+                following = remaining[opened.position + 1 :]
+                if self.recovery != RESTART or not use_fallback or not error.fallback or not following or deadline.expired:
+                    raise self._interrupted(name, answer.text, error, failures) from None
+                broken = (name, error.message, answer.text)
+                remaining = following
+                continue
+            finally:
+                if not booked and not completed:  # the caller stopped or was cancelled: no verdict on the provider
+                    opened.circuit.release()
+                await live.close()
+            latency = time.perf_counter() - live.started
+            self._router.succeeded(opened, latency, failures)
+            yield CompletionResult(
+                text=answer.text,
+                provider=name,
+                model=answer.model or opened.request.model,
+                finish_reason=answer.finish_reason,
+                usage=answer.usage or Usage(),
+                latency=latency,
+                failures=tuple(failures),
+                extra=answer.extra,
+                attempts=opened.attempts,
+                time_to_first_token=live.time_to_first_token,
+                restarts=tuple(restarts),
+            )
+            return
+
+    # -- opening: up to the first token --------------------------------
+
+    async def _open(
+        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, retry: bool
+    ) -> tuple[LiveStream, float]:
+        """Start the stream and wait for its first text, inside the first-token limit and the deadline."""
+        limit = min(self.first_token_timeout, context.settings.timeout)
+        budget = min(limit, deadline.remaining())
+        started = time.perf_counter()
+        token = ATTEMPT_MODEL.set(request.model)
+        chunks: AsyncIterator[StreamChunk] | None = None
+        try:
+            async with asyncio.timeout(budget):
+                chunks = await self._chunks(context, request)
+                first = await self._first_text(chunks, context, request.model)
+        except asyncio.CancelledError:
+            await self._close_quietly(context, chunks)
+            raise
+        except Exception as exc:
+            await self._close_quietly(context, chunks)
+            self._router.record_failure(context.name, time.perf_counter() - started, retry)
+            if isinstance(exc, TimeoutError) and budget >= limit:
+                raise self._no_first_token(context, request.model, limit) from None
+            raise self._router.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=True) from None
+        finally:
+            ATTEMPT_MODEL.reset(token)
+        waited = time.perf_counter() - started
+        return LiveStream(chunks, first, started, waited, context.slots.release), waited
+
+    async def _chunks(self, context: ProviderContext, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
+        """The provider's chunks: its ``provider_stream``, or its whole answer as one chunk."""
+        caller = self._host.caller("provider_stream", context.name)
+        if not caller.get_hookimpls():
+            reply = await self._call(context.name, "provider_complete", request=request, context=context)
+            if not isinstance(reply, ProviderReply):
+                raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
+            return _whole_answer(reply)
+        result = caller(provider=context.name, request=request, context=context)
+        if inspect.isawaitable(result):
+            result = await result
+        if hasattr(result, "__anext__"):
+            return result
+        if hasattr(result, "__next__"):
+            return _from_thread(result)
+        raise TypeError(t("plugin.bad_reply", got=type(result).__name__))
+
+    async def _first_text(self, chunks: AsyncIterator[StreamChunk], context: ProviderContext, model: str) -> StreamChunk:
+        """Read until the first chunk with text; a stream that ends first is an empty or broken answer."""
+        async for chunk in chunks:
+            if not isinstance(chunk, StreamChunk):
+                raise TypeError(t("plugin.bad_reply", got=type(chunk).__name__))
+            if chunk.skipped is not None:
+                self._log.warning("stream_chunk_skipped", provider=context.name, detail=chunk.skipped)
+                continue
+            if chunk.text:
+                return chunk
+            if chunk.done:
+                suggestion = t("suggest.raise_max_tokens") if chunk.finish_reason == "length" else t("suggest.retry_later")
+                raise context.error(
+                    ErrorKind.MALFORMED_RESPONSE, t("error.malformed", detail="empty stream"), suggestion, model=model
+                )
+        raise context.error(ErrorKind.CONNECTION, t("error.stream_cut"), t("suggest.retry_later"), model=model)
+
+    # -- reading: after the first token --------------------------------
+
+    async def _next(self, live: LiveStream, deadline: Deadline, opened: Opened) -> StreamChunk:
+        """The next chunk within the idle limit and the deadline; a broken stream raises a ProviderError."""
+        context, model = opened.context, opened.request.model
+        budget = min(self.idle_timeout, deadline.remaining())
+        try:
+            async with asyncio.timeout(budget):
+                chunk = await anext(live.chunks)
+        except StopAsyncIteration:
+            raise context.error(ErrorKind.CONNECTION, t("error.stream_cut"), t("suggest.retry_later"), model=model) from None
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            if budget >= self.idle_timeout:
+                seconds = f"{self.idle_timeout:g}"
+                raise context.error(
+                    ErrorKind.TIMEOUT,
+                    t("error.stream_stalled", seconds=seconds),
+                    t("suggest.timeout", seconds=seconds, var="LLM_STREAM_IDLE_TIMEOUT"),
+                    model=model,
+                ) from None
+            raise self._router.as_provider_error(TimeoutError(), context, model, deadline, cut_by_deadline=True) from None
+        except Exception as exc:
+            raise self._router.as_provider_error(exc, context, model, deadline, cut_by_deadline=False) from None
+        if not isinstance(chunk, StreamChunk):
+            raise self._router.as_provider_error(
+                TypeError(t("plugin.bad_reply", got=type(chunk).__name__)), context, model, deadline, cut_by_deadline=False
+            )
+        return chunk
+
+    async def _close_quietly(self, context: ProviderContext, chunks: AsyncIterator[StreamChunk] | None) -> None:
+        """Close a stream that already failed; a second failure while closing is only logged."""
+        closer = getattr(chunks, "aclose", None)
+        if closer is None:
+            return
+        try:
+            await closer()
+        except Exception as exc:  # closing must not hide why the stream failed
+            self._log.debug("stream_close_failed", provider=context.name, error=repr(exc))
+
+    # -- errors --------------------------------------------------------
+
+    def _no_first_token(self, context: ProviderContext, model: str, limit: float) -> ProviderError:
+        var = "LLM_FIRST_TOKEN_TIMEOUT" if self.first_token_timeout <= context.settings.timeout else context.var("timeout")
+        seconds = f"{limit:g}"
+        return context.error(
+            ErrorKind.TIMEOUT,
+            t("error.first_token", seconds=seconds, var=var),
+            t("suggest.timeout", seconds=seconds, var=var),
+            model=model,
+        )
+
+    def _interrupted(
+        self, provider: str, partial: str, cause: PatCodeError, failures: list[ProviderError]
+    ) -> StreamInterruptedError:
+        reason = cause.message if isinstance(cause, ProviderError) else str(cause).splitlines()[0]
+        suggestion = t("suggest.stream_interrupted") if self.recovery == RESTART else t("suggest.stream_recovery_error")
+        return StreamInterruptedError(
+            provider,
+            partial,
+            tuple(failures),
+            t("error.stream_interrupted", provider=provider, chars=len(partial), reason=reason.rstrip(".")),
+            suggestion,
+        )
+
+
+__all__ = ["LiveStream", "StreamRunner"]
