@@ -162,7 +162,8 @@ def _reason(error: dict[str, Any]) -> str:
     context = error.get("ctx") or {}
     key = _REASONS.get(error["type"])
     if key:
-        return t(key, limit=next(iter(context.values()), ""))
+        limit = str(next(iter(context.values()), ""))
+        return t(key, limit=limit.replace(" or ", ", "))
     if error["type"] == "value_error" and "error" in context:
         return str(context["error"])
     return str(error.get("msg", ""))

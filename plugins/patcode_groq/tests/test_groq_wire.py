@@ -237,3 +237,50 @@ async def test_availability_uses_the_model_list(manager: LLMManager) -> None:
     route.mock(return_value=httpx.Response(401, json=groq_error("Invalid API Key", code="invalid_api_key")))
     availability = await manager.availability("groq")
     assert availability.kind is ErrorKind.AUTHENTICATION and availability.suggestion == "Verifica tu GROQ_API_KEY"
+
+
+def sse(*events: object) -> bytes:
+    """A text/event-stream body: one ``data:`` event per item (dicts as JSON)."""
+    return "".join(f"data: {json.dumps(e) if isinstance(e, dict) else e}\n\n" for e in events).encode()
+
+
+def groq_chunk(content: str | None = None, finish: str | None = None, **extra: object) -> dict:
+    delta = {} if content is None else {"content": content}
+    return {
+        "id": "chatcmpl-f51b2cd2-bef7-417e-964e-a08f0b513c22", "object": "chat.completion.chunk", "created": 1730241104,
+        "model": "openai/gpt-oss-120b", "system_fingerprint": "fp_179b0f92c9",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra,
+    }
+
+
+# Groq's last chunk carries the usage under x_groq.
+GROQ_LAST = groq_chunk(finish="stop", x_groq={"id": "req_01jbd6g2qdfw2adyrt2az8hz4w", "usage": {
+    "queue_time": 0.061, "prompt_tokens": 18, "prompt_time": 0.0007, "completion_tokens": 3,
+    "completion_time": 0.01, "total_tokens": 21, "total_time": 0.0107}})
+
+
+@respx.mock
+async def test_stream_reads_text_and_x_groq_usage(manager: LLMManager) -> None:
+    route = respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(
+        200, headers={"content-type": "text/event-stream"},
+        content=sse({**groq_chunk(""), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]},
+                    groq_chunk("Fast"), groq_chunk(" models"), groq_chunk("."), GROQ_LAST, "[DONE]"),
+    ))
+    events = [event async for event in manager.stream("hola")]
+    result = events[-1]
+    assert result.text == "Fast models." and result.finish_reason == "stop"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (18, 3)
+    assert result.extra["usage"]["queue_time"] == 0.061
+    body = json.loads(route.calls.last.request.content)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {KEY}"
+
+
+@respx.mock
+async def test_stream_error_before_any_token_maps_like_a_plain_call(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(
+        401, json=groq_error("Invalid API Key", code="invalid_api_key")))
+    with pytest.raises(ProviderError) as caught:
+        async for _ in manager.stream("hola", fallback=False):
+            pass
+    assert caught.value.kind is ErrorKind.AUTHENTICATION and KEY not in str(caught.value)

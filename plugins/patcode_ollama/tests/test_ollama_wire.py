@@ -180,3 +180,53 @@ async def test_optional_key_is_sent_as_bearer(monkeypatch: pytest.MonkeyPatch) -
     async with LLMManager(host=PluginHost.discover(), env_file=None) as manager:
         await manager.complete("hola")
     assert route.calls.last.request.headers["authorization"] == "Bearer ollama-cloud-key-0123456789abcdef"
+
+
+def ndjson(*lines: dict) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def piece(text: str) -> dict:
+    """A line of ollama's /api/chat stream (docs/api.md)."""
+    return {"model": "qwen2.5-coder:1.5b", "created_at": "2023-08-04T08:52:19.385406455-07:00",
+            "message": {"role": "assistant", "content": text}, "done": False}
+
+
+DONE = {"model": "qwen2.5-coder:1.5b", "created_at": "2023-08-04T19:22:45.499127Z", "message": {"role": "assistant", "content": ""},
+        "done": True, "done_reason": "stop", "total_duration": 4883583458, "load_duration": 1334875, "prompt_eval_count": 26,
+        "prompt_eval_duration": 342546000, "eval_count": 282, "eval_duration": 4535599000}
+
+
+@respx.mock
+async def test_stream_lines_and_final_counts(manager: LLMManager) -> None:
+    route = respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(
+        200, headers={"content-type": "application/x-ndjson"}, content=ndjson(piece("The"), piece(" sky"), piece(" is blue."), DONE)))
+    events = [event async for event in manager.stream("hola")]
+    result = events[-1]
+    assert result.text == "The sky is blue." and (result.usage.input_tokens, result.usage.output_tokens) == (26, 282)
+    assert result.finish_reason == "stop" and result.extra["eval_duration"] == 4535599000
+    assert json.loads(route.calls.last.request.content)["stream"] is True
+
+
+@respx.mock
+async def test_an_error_line_inside_a_200_stream_is_an_error(manager: LLMManager) -> None:
+    from patcode_core.errors import StreamInterruptedError
+
+    respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(
+        200, headers={"content-type": "application/x-ndjson"},
+        content=ndjson(piece("The"), {"error": "an error was encountered while running the model: unexpected EOF"})))
+    with pytest.raises(StreamInterruptedError) as caught:
+        async for _ in manager.stream("hola", fallback=False):
+            pass
+    assert caught.value.partial_text == "The"
+    assert caught.value.failures[-1].kind is ErrorKind.SERVER_ERROR
+    assert "unexpected EOF" in caught.value.failures[-1].message
+
+
+@respx.mock
+async def test_stream_of_a_model_not_pulled(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(404, json={"error": "model 'qwen2.5-coder:1.5b' not found"}))
+    with pytest.raises(ProviderError) as caught:
+        async for _ in manager.stream("hola", fallback=False):
+            pass
+    assert caught.value.kind is ErrorKind.MODEL_NOT_FOUND and "ollama pull qwen2.5-coder:1.5b" in caught.value.suggestion

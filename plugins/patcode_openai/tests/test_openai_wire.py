@@ -257,3 +257,80 @@ async def test_remaining_zero_on_a_success_skips_the_next_call(manager: LLMManag
     assert route.call_count == 1
     assert caught.value.kind is ErrorKind.RATE_LIMIT and "LLM_MAX_RATE_LIMIT_WAIT" in caught.value.message
     assert "habría que esperar 360.0s" in caught.value.message
+
+
+def sse(*events: object) -> bytes:
+    return "".join(f"data: {json.dumps(e) if isinstance(e, dict) else e}\n\n" for e in events).encode()
+
+
+def chunk(content: str | None = None, finish: str | None = None, **delta: object) -> dict:
+    """A chat.completion.chunk as in OpenAI's streaming reference."""
+    body = dict(delta)
+    if content is not None:
+        body["content"] = content
+    return {
+        "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
+        "system_fingerprint": "fp_44709d6fcb",
+        "choices": [{"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+USAGE_CHUNK = {"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
+               "system_fingerprint": "fp_44709d6fcb", "choices": [],
+               "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}
+
+
+def streamed(body: bytes) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+
+@respx.mock
+async def test_stream_with_include_usage(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=streamed(
+        sse(chunk("", role="assistant"), chunk("Hello"), chunk("!"), chunk(finish="stop"), USAGE_CHUNK, "[DONE]")))
+    result = [event async for event in manager.stream("hola")][-1]
+    assert (result.text, result.finish_reason, result.usage.total_tokens) == ("Hello!", "stop", 11)
+
+
+@respx.mock
+async def test_stream_ending_without_done_but_finished_is_complete(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=streamed(sse(chunk("Hello"), chunk(finish="stop"))))
+    result = [event async for event in manager.stream("hola")][-1]
+    assert result.text == "Hello" and result.finish_reason == "stop"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (sse(chunk("Hel")), ErrorKind.CONNECTION),  # no finish, no [DONE]
+        (sse(chunk("Hel"), {"error": {"message": "The server had an error", "type": "server_error", "param": None, "code": None}}), ErrorKind.SERVER_ERROR),
+        (sse(chunk("Hel"), *["{not json"] * 4), ErrorKind.MALFORMED_RESPONSE),
+        (sse(chunk("I can"), chunk(refusal="I'm sorry, I can't help with that.")), ErrorKind.CONTENT_FILTER),
+        (sse(chunk("Hel"), chunk(finish="content_filter")), ErrorKind.CONTENT_FILTER),
+    ],
+)
+@respx.mock
+async def test_a_stream_broken_after_text_is_never_whole(manager: LLMManager, body: bytes, kind: ErrorKind) -> None:
+    from patcode_core.errors import StreamInterruptedError
+
+    respx.post(f"{BASE}/chat/completions").mock(return_value=streamed(body))
+    with pytest.raises(StreamInterruptedError) as caught:
+        async for _ in manager.stream("hola", fallback=False):
+            pass
+    assert caught.value.partial_text in ("Hel", "I can") and caught.value.failures[-1].kind is kind
+
+
+@respx.mock
+async def test_one_unreadable_chunk_is_skipped(manager: LLMManager, capsys: pytest.CaptureFixture[str]) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=streamed(
+        sse(chunk("Hel"), "{not json", chunk("lo"), chunk(finish="stop"), "[DONE]")))
+    result = [event async for event in manager.stream("hola")][-1]
+    assert result.text == "Hello"
+    assert "[WARNING] Fragmento ilegible de 'openai' omitido: {not json" in capsys.readouterr().err
+
+
+@respx.mock
+async def test_a_server_that_ignores_stream_still_answers(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(200, json=SUCCESS))
+    result = [event async for event in manager.stream("hola")][-1]
+    assert result.text == SUCCESS["choices"][0]["message"]["content"]
