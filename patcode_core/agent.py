@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from patcode_core.manager import LLMManager
-from patcode_core.types import CompletionResult, Message
+from patcode_core.types import CompletionResult, Message, StreamEvent
 
 
 class PatAgent:
@@ -26,8 +28,19 @@ class PatAgent:
     async def ask(self, text: str) -> CompletionResult:
         """Send one turn with the whole history; the history grows only on success."""
         result = await self.llm_manager.complete(self.messages_for(text))
-        self.history.extend([Message("user", text), Message("assistant", result.text)])
+        self.remember(text, result.text)
         return result
+
+    async def stream(self, text: str) -> AsyncIterator[StreamEvent]:
+        """:meth:`LLMManager.stream` one turn with the whole history; kept only if the answer finished."""
+        async for event in self.llm_manager.stream(self.messages_for(text)):
+            if isinstance(event, CompletionResult):
+                self.remember(text, event.text)
+            yield event
+
+    def remember(self, text: str, answer: str) -> None:
+        """Add one finished turn to the history."""
+        self.history.extend([Message("user", text), Message("assistant", answer)])
 
     def clear(self) -> None:
         """Forget the conversation."""

@@ -112,7 +112,7 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
     return EXIT_USAGE
 
 
-def _slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
+def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
     """Handle one ``/command``; returns False when the session should end."""
     words = line[1:].split()
     command = words[0].lower() if words else ""
@@ -124,13 +124,13 @@ def _slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
         agent.clear()
         print(t("cli.cleared"))
     elif command == "llm":
-        _guard(lambda: run_llm_command(facade, words[1:], persist=False))
+        guard(lambda: run_llm_command(facade, words[1:], persist=False))
     else:
         print(t("cli.unknown_command", command=line.split()[0]), file=sys.stderr)
     return True
 
 
-def _guard(action: Callable[[], int]) -> int:
+def guard(action: Callable[[], int]) -> int:
     """Run one command, printing a PatCodeError as a readable block."""
     from patcode_core.render import error_text
 
@@ -145,47 +145,31 @@ def _guard(action: Callable[[], int]) -> int:
 
 
 def interactive(facade: SyncLLMManager) -> int:
-    """The interactive session: prompts go to the current provider, ``/`` lines are commands."""
-    from patcode_core.agent import PatAgent
+    """The interactive session (see :mod:`patcode_core.repl`)."""
+    from patcode_core.repl import run_session
 
-    try:
-        import readline  # noqa: F401  (line editing for input())
-    except ImportError:
-        pass
-    agent = PatAgent(facade.manager)
-    print(t("cli.welcome", provider=facade.get_current_provider() or "-"))
-    while True:
-        try:
-            line = input("patcode> ").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return EXIT_OK
-        if not line:
-            continue
-        if line.startswith("/"):
-            if not _slash_command(facade, agent, line):
-                return EXIT_OK
-            continue
+    return run_session(facade, lambda line, agent: slash_command(facade, agent, line))
 
-        def ask(text: str = line) -> int:
-            _print_answer(facade, facade.run(agent.ask(text)))
-            return EXIT_OK
 
-        try:
-            _guard(ask)
-        except KeyboardInterrupt:
-            print(t("cli.interrupted"), file=sys.stderr)
+def _chat(facade: SyncLLMManager, args: argparse.Namespace) -> int:
+    """``patcode chat``: streamed on a terminal, printed whole into a pipe."""
+    options = {"provider": args.provider, "model": args.model, "fallback": False if args.no_fallback else None}
+    if sys.stdout.isatty():
+        from patcode_core.console import AnswerPrinter
+
+        printer = AnswerPrinter(sys.stdout, color=True, max_tokens=facade.manager.settings.llm.max_tokens)
+        for event in facade.stream(args.prompt, **options):
+            printer.show(event)
+        return EXIT_OK
+    _print_answer(facade, facade.complete(args.prompt, **options))
+    return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     facade = _facade()
     try:
         if args.command == "chat":
-            result = facade.complete(
-                args.prompt, provider=args.provider, model=args.model, fallback=False if args.no_fallback else None
-            )
-            _print_answer(facade, result)
-            return EXIT_OK
+            return _chat(facade, args)
         if args.command == "llm":
             words = [args.llm_command] + ([args.name] if getattr(args, "name", None) else [])
             return run_llm_command(facade, words, persist=True)
@@ -198,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``patcode``; never shows a traceback unless ``PATCODE_DEBUG=1``."""
     args = _parser().parse_args(argv)
     try:
-        return _guard(lambda: _dispatch(args))
+        return guard(lambda: _dispatch(args))
     except KeyboardInterrupt:
         print(t("cli.interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED

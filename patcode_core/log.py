@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -27,10 +28,23 @@ LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 _PLAIN_EVENTS = {"fallback_succeeded"}
 
 
+#: Called before each log line is written (the CLI clears its spinner line there).
+_before_line: list[Callable[[], None]] = []
+
+
+def before_each_line(hook: Callable[[], None] | None) -> None:
+    """Run ``hook`` before every log line from now on (``None`` removes it)."""
+    _before_line.clear()
+    if hook is not None:
+        _before_line.append(hook)
+
+
 class _StderrWriter:
     """Writes each rendered line to the *current* ``sys.stderr``."""
 
     def msg(self, message: str) -> None:
+        for hook in _before_line:
+            hook()
         print(message, file=sys.stderr, flush=True)
 
     debug = info = warning = error = critical = exception = log = msg

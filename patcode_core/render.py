@@ -72,6 +72,8 @@ def stats_block(manager: LLMManager) -> str:
             lines.append("  " + t("cli.stats_retries", value=stats.retries))
         if stats.skipped:
             lines.append("  " + t("cli.stats_skipped", value=stats.skipped))
+        if stats.cancelled:
+            lines.append("  " + t("cli.stats_cancelled", value=stats.cancelled))
     if not figures:
         lines += ["", t("cli.stats_empty")]
     return "\n".join(lines)

@@ -190,6 +190,10 @@ class Router:
         """Count one request that failed before the provider accepted it."""
         self._stats.record(provider, False, seconds, retry=retry)
 
+    def record_cancelled(self, provider: str, seconds: float, retry: bool) -> None:
+        """Count one request the caller stopped: sent, but no verdict on the provider."""
+        self._stats.record(provider, None, seconds, retry=retry)
+
     def broke(self, opened: Opened, error: ProviderError, latency: float, failures: list[ProviderError]) -> None:
         """Book an answer that failed after the provider had accepted it (a stream cut mid-way)."""
         self._stats.record(opened.context.name, False, latency, retry=opened.attempts > 1)
@@ -354,6 +358,7 @@ class Router:
             if not isinstance(reply, ProviderReply):
                 raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
         except asyncio.CancelledError:
+            self.record_cancelled(context.name, time.perf_counter() - started, retry)
             raise
         except Exception as exc:
             self._stats.record(context.name, False, time.perf_counter() - started, retry=retry)

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 class ProviderStats:
     """One provider's figures.
 
-    ``requests`` counts the requests actually sent (each retry is one more);
-    ``retries`` how many of those were second or later tries; ``skipped`` the
-    times the provider was passed over without sending anything (no key,
+    ``requests`` counts the requests actually sent (each retry is one more):
+    ``successes + failures + cancelled``. ``cancelled`` are the ones the
+    caller stopped (Ctrl-C, a stream closed early): no verdict on the
+    provider. ``retries`` how many were second or later tries; ``skipped``
+    the times the provider was passed over without sending anything (no key,
     circuit open, rate limit).
     """
 
@@ -22,6 +24,7 @@ class ProviderStats:
     success_time: float = 0.0
     retries: int = 0
     skipped: int = 0
+    cancelled: int = 0
 
     @property
     def success_rate(self) -> float:
@@ -34,7 +37,7 @@ class ProviderStats:
         return self.success_time / self.successes if self.successes else 0.0
 
 
-_REQUESTS, _SUCCESSES, _FAILURES, _TIME, _RETRIES, _SKIPPED = range(6)
+_REQUESTS, _SUCCESSES, _FAILURES, _TIME, _RETRIES, _SKIPPED, _CANCELLED = range(7)
 
 
 class StatsRecorder:
@@ -45,16 +48,18 @@ class StatsRecorder:
         self._counters: dict[str, list[float]] = {}
 
     def _counter(self, provider: str) -> list[float]:
-        return self._counters.setdefault(provider, [0, 0, 0, 0.0, 0, 0])
+        return self._counters.setdefault(provider, [0, 0, 0, 0.0, 0, 0, 0])
 
-    def record(self, provider: str, ok: bool, seconds: float, *, retry: bool = False) -> None:
-        """Count one request sent to ``provider``: success with its time, or failure."""
+    def record(self, provider: str, ok: bool | None, seconds: float, *, retry: bool = False) -> None:
+        """Count one request sent to ``provider``: success with its time, failure, or ``None`` for cancelled."""
         with self._lock:
             counter = self._counter(provider)
             counter[_REQUESTS] += 1
             if retry:
                 counter[_RETRIES] += 1
-            if ok:
+            if ok is None:
+                counter[_CANCELLED] += 1
+            elif ok:
                 counter[_SUCCESSES] += 1
                 counter[_TIME] += seconds
             else:
@@ -70,7 +75,13 @@ class StatsRecorder:
         with self._lock:
             return {
                 name: ProviderStats(
-                    int(c[_REQUESTS]), int(c[_SUCCESSES]), int(c[_FAILURES]), float(c[_TIME]), int(c[_RETRIES]), int(c[_SKIPPED])
+                    int(c[_REQUESTS]),
+                    int(c[_SUCCESSES]),
+                    int(c[_FAILURES]),
+                    float(c[_TIME]),
+                    int(c[_RETRIES]),
+                    int(c[_SKIPPED]),
+                    int(c[_CANCELLED]),
                 )
                 for name, c in self._counters.items()
             }

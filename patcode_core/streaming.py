@@ -187,6 +187,7 @@ class StreamRunner:
             finally:
                 if not booked and not completed:  # the caller stopped or was cancelled: no verdict on the provider
                     opened.circuit.release()
+                    self._router.record_cancelled(name, time.perf_counter() - live.started, opened.attempts > 1)
                 await live.close()
             latency = time.perf_counter() - live.started
             self._router.succeeded(opened, latency, failures)
@@ -222,6 +223,7 @@ class StreamRunner:
                 first = await self._first_text(chunks, context, request.model)
         except asyncio.CancelledError:
             await self._close_quietly(context, chunks)
+            self._router.record_cancelled(context.name, time.perf_counter() - started, retry)
             raise
         except Exception as exc:
             await self._close_quietly(context, chunks)

@@ -84,7 +84,8 @@ async def test_stopping_early_closes_the_stream_and_frees_its_slot() -> None:
         await stream.aclose()
         context = manager._contexts["alpha"]
         assert alpha.closed == 1 and context.slots._value == MAX_CONNECTIONS
-        assert manager.stats().get("alpha") is None or manager.stats()["alpha"].failures == 0
+        figures = manager.stats()["alpha"]
+        assert (figures.requests, figures.failures, figures.cancelled) == (1, 0, 1)
 
 
 async def test_cancelling_a_stream_is_not_a_provider_failure(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +103,8 @@ async def test_cancelling_a_stream_is_not_a_provider_failure(monkeypatch: pytest
     with pytest.raises(asyncio.CancelledError):
         await task
     assert alpha.closed == 1 and manager.breakers.status("alpha") == []
-    assert manager.stats().get("alpha") is None or manager.stats()["alpha"].failures == 0
+    figures = manager.stats()["alpha"]
+    assert (figures.requests, figures.failures, figures.cancelled) == (1, 0, 1)
 
 
 async def test_first_token_and_idle_limits(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,6 +131,7 @@ MESSAGES: dict[str, str] = {
     "cli.quota_blocked": "⏳ rate limit ({model}): free in {seconds}s",
     "cli.stats_retries": "Retries: {value}",
     "cli.stats_skipped": "Skipped without a call (no key, circuit open, rate limit): {value}",
+    "cli.stats_cancelled": "Stopped by you (Ctrl-C): {value}",
     "cli.answer_header": "[{provider} · {model} · {seconds}s]",
     "cli.truncated": "⚠ Answer cut at the token limit (LLM_MAX_TOKENS={max_tokens})",
     "cli.switched": "✓ Switched to provider '{provider}'",
@@ -147,10 +148,19 @@ MESSAGES: dict[str, str] = {
         "  /llm test <name>      test request to one provider\n"
         "  /clear                start a new conversation\n"
         "  /help                 this help\n"
-        "  /exit                 leave (Ctrl-D too)\n"
-        "Any other line is sent to the current provider."
+        "  /exit                 leave (Ctrl-D or Ctrl-C too)\n"
+        "Any other line is sent to the current provider, with the conversation.\n"
+        "Tab completes commands and providers; Up/Down walk the history;\n"
+        "Alt+Enter adds a line (pasted code keeps its lines);\n"
+        "Ctrl-C during an answer stops it."
     ),
     "cli.cleared": "Conversation cleared.",
     "cli.unknown_command": "Unknown command: {command}. Type /help",
     "cli.interrupted": "Interrupted.",
+    "cli.stream_header": "── {provider} · {model}",
+    "cli.stream_restarted": "↻ answer restarted on {provider} ({reason})",
+    "cli.thinking": "{provider} thinking...",
+    "cli.first_token": "first token {seconds}s",
+    "cli.tokens": "{count} tokens",
+    "cli.history_off": "⚠ Cannot keep the history in {file} ({error}); this session will not save it",
 }

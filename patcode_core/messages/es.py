@@ -131,6 +131,7 @@ MESSAGES: dict[str, str] = {
     "cli.quota_blocked": "⏳ rate limit ({model}): libre en {seconds}s",
     "cli.stats_retries": "Reintentos: {value}",
     "cli.stats_skipped": "Omitido sin llamar (sin clave, circuito abierto, rate limit): {value}",
+    "cli.stats_cancelled": "Detenidas por ti (Ctrl-C): {value}",
     "cli.answer_header": "[{provider} · {model} · {seconds}s]",
     "cli.truncated": "⚠ Respuesta cortada por el límite de tokens (LLM_MAX_TOKENS={max_tokens})",
     "cli.switched": "✓ Provider cambiado a '{provider}'",
@@ -147,10 +148,19 @@ MESSAGES: dict[str, str] = {
         "  /llm test <nombre>    petición de prueba a un provider\n"
         "  /clear                empieza una conversación nueva\n"
         "  /help                 esta ayuda\n"
-        "  /exit                 salir (también Ctrl-D)\n"
-        "Cualquier otra línea se envía al provider actual."
+        "  /exit                 salir (también Ctrl-D o Ctrl-C)\n"
+        "Cualquier otra línea se envía al provider actual, con la conversación.\n"
+        "Tab completa comandos y providers; ↑/↓ recorren el historial;\n"
+        "Alt+Enter añade una línea (el código pegado conserva sus líneas);\n"
+        "Ctrl-C durante una respuesta la detiene."
     ),
     "cli.cleared": "Conversación reiniciada.",
     "cli.unknown_command": "Comando desconocido: {command}. Escribe /help",
     "cli.interrupted": "Interrumpido.",
+    "cli.stream_header": "── {provider} · {model}",
+    "cli.stream_restarted": "↻ respuesta reiniciada en {provider} ({reason})",
+    "cli.thinking": "{provider} pensando...",
+    "cli.first_token": "primer token {seconds}s",
+    "cli.tokens": "{count} tokens",
+    "cli.history_off": "⚠ No se puede guardar el historial en {file} ({error}); esta sesión no lo guardará",
 }
