@@ -131,7 +131,9 @@ def test_hooks_are_documented_with_their_exact_signature() -> None:
     from patcode_core import hookspecs
 
     docs = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
-    for name in ("provider_info", "provider_available", "provider_complete"):
+    names = [name for name, value in vars(hookspecs).items() if hasattr(value, f"{hookspecs.PROJECT_NAME}_spec")]
+    assert {"provider_info", "provider_available", "provider_complete", "provider_stream"} <= set(names)
+    for name in names:
         spec = getattr(hookspecs, name)
         signature = f"{name}{inspect.signature(spec)}".replace("'", "")
         assert f"### `{name}`" in docs, f"docs/plugins.md lacks a heading for {name}"
