@@ -17,8 +17,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from patcode_core.i18n import t
 from patcode_core.redact import redact
 
@@ -74,10 +72,10 @@ def _render_json(_: object, method: str, event_dict: dict[str, Any]) -> str:
     return redact(json.dumps(record, ensure_ascii=False, default=str))
 
 
-def get_logger() -> Any:
-    """A logger honouring ``PATCODE_LOG_LEVEL`` and ``PATCODE_LOG_FORMAT``."""
-    level = LEVELS.get(os.environ.get("PATCODE_LOG_LEVEL", "info").strip().lower(), LEVELS["info"])
-    renderer = _render_json if os.environ.get("PATCODE_LOG_FORMAT", "").strip().lower() == "json" else _render_human
+def _build_logger(level: int, as_json: bool) -> Any:
+    import structlog
+
+    renderer = _render_json if as_json else _render_human
     # bind() turns the lazy proxy into the logger itself, so each event costs
     # one method call (a no-op below the level) instead of a fresh bind.
     return structlog.wrap_logger(
@@ -86,3 +84,44 @@ def get_logger() -> Any:
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=False,
     ).bind()
+
+
+class _Logger:
+    """Reads ``PATCODE_LOG_LEVEL`` / ``PATCODE_LOG_FORMAT`` now; imports structlog at the first event.
+
+    A command that logs nothing (``patcode llm providers`` on a healthy
+    machine) never pays for the import.
+    """
+
+    def __init__(self) -> None:
+        self._real: Any = None
+        self._level = LEVELS.get(os.environ.get("PATCODE_LOG_LEVEL", "info").strip().lower(), LEVELS["info"])
+        self._json = os.environ.get("PATCODE_LOG_FORMAT", "").strip().lower() == "json"
+
+    def _event(self, level: str, event: str, **fields: Any) -> None:
+        if LEVELS[level] < self._level:
+            return
+        if self._real is None:
+            self._real = _build_logger(self._level, self._json)
+        getattr(self._real, level)(event, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """Log a debug event."""
+        self._event("debug", event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """Log an info event."""
+        self._event("info", event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log a warning event."""
+        self._event("warning", event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        """Log an error event."""
+        self._event("error", event, **fields)
+
+
+def get_logger() -> Any:
+    """A logger honouring ``PATCODE_LOG_LEVEL`` and ``PATCODE_LOG_FORMAT``."""
+    return _Logger()

@@ -68,3 +68,36 @@ def test_redact_key_shapes(text: str) -> None:
 
 def test_redact_known_secret_of_any_shape() -> None:
     assert redact("the key is hunter2hunter2!", ["hunter2hunter2"]) == "the key is ***!"
+
+
+async def test_https_goes_through_one_shared_verifying_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from helpers import FakeProvider, manager_with
+
+    from patcode_core.context import _OnFirstUse, shared_tls
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALPHA_BASE_URL", "https://alpha.example")
+    monkeypatch.setenv("BETA_BASE_URL", "https://beta.example")
+    manager = manager_with(FakeProvider("alpha"), FakeProvider("beta"))
+    clients = [manager._contexts[name].client for name in ("alpha", "beta")]
+    for client in clients:
+        [(pattern, lazy)] = [(p, t) for p, t in client._mounts.items() if isinstance(t, _OnFirstUse)]
+        assert pattern.scheme == "https"
+        transport = lazy._build()
+        context = transport._pool._ssl_context
+        assert context is shared_tls()
+        assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+        assert context.cert_store_stats()["x509_ca"] > 0  # a CA bundle is loaded
+        plain = client._transport._pool._ssl_context  # only ever used for http://
+        assert plain.verify_mode is ssl.CERT_REQUIRED and plain.cert_store_stats()["x509_ca"] == 0
+    await manager.aclose()
+
+
+def test_a_proxy_in_the_environment_keeps_httpx_proxy_mounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from patcode_core.context import _tls_options, shared_tls
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert _tls_options(httpx.Limits()) == {"verify": shared_tls()}
