@@ -88,3 +88,16 @@ def failing(kind: ErrorKind, provider: str, message: str = "boom") -> Callable[[
         raise ProviderError(provider, kind, message, f"fix {provider}")
 
     return behaviour
+
+
+def two_server_env(primary: str, fallback: str, primary_url: str, fallback_url: str, **extra: str) -> dict[str, str]:
+    """Environment for ``openai`` and ``ollama`` on two loopback servers, ``primary`` tried first."""
+    urls = {primary: primary_url, fallback: fallback_url}
+    return {
+        "PATCODE_LOAD_PLUGINS": "openai,ollama",
+        "OPENAI_API_KEY": "sk-loopback-suite-key-000000000",
+        "OPENAI_BASE_URL": f"{urls['openai']}/v1",
+        "OLLAMA_BASE_URL": urls["ollama"],
+        "LLM_FALLBACK_ORDER": f"{primary},{fallback}",
+        **extra,
+    }

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 from fakes.server_process import FakeProviderServer, closed_port_url
+from helpers import two_server_env
 
 from patcode_core.errors import AllProvidersFailedError, ErrorKind, PatCodeError, ProviderError
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
 from patcode_core.types import CompletionResult
 
-API_KEY = "sk-fault-suite-key-000000000000"
 DEADLINE = 8.0
 PRIMARY_TIMEOUT = 1.0
 BASE_DELAY = 0.05
@@ -34,17 +34,15 @@ class Style:
     fallback: str
 
     def env(self, primary_url: str, fallback_url: str) -> dict[str, str]:
-        urls = {self.primary: primary_url, self.fallback: fallback_url}
-        return {
-            "PATCODE_LOAD_PLUGINS": "openai,ollama",
-            "OPENAI_API_KEY": API_KEY,
-            "OPENAI_BASE_URL": f"{urls['openai']}/v1",
-            "OLLAMA_BASE_URL": urls["ollama"],
-            "LLM_FALLBACK_ORDER": f"{self.primary},{self.fallback}",
-            "LLM_RETRY_BASE_DELAY": str(BASE_DELAY),
-            "LLM_REQUEST_DEADLINE": str(DEADLINE),
-            f"{self.primary.upper()}_TIMEOUT": str(PRIMARY_TIMEOUT),
-        }
+        return two_server_env(
+            self.primary,
+            self.fallback,
+            primary_url,
+            fallback_url,
+            LLM_RETRY_BASE_DELAY=str(BASE_DELAY),
+            LLM_REQUEST_DEADLINE=str(DEADLINE),
+            **{f"{self.primary.upper()}_TIMEOUT": str(PRIMARY_TIMEOUT)},
+        )
 
 
 STYLES = {"api": Style("openai", "ollama"), "ollama": Style("ollama", "openai")}

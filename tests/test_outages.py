@@ -9,6 +9,7 @@ import time
 
 import pytest
 from fakes.server_process import FakeProviderServer
+from helpers import two_server_env
 
 from patcode_core.context import MAX_CONNECTIONS
 from patcode_core.errors import PatCodeError
@@ -16,22 +17,12 @@ from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
 from patcode_core.types import CompletionResult
 
-API_KEY = "sk-outage-test-key-00000000000"
 COOLDOWN = 0.4
 
 
 def use_servers(monkeypatch: pytest.MonkeyPatch, primary: str, fallback: str, **extra: str) -> None:
     """``openai`` is the primary (chat-completions style), ``ollama`` the fallback."""
-    values = {
-        "PATCODE_LOAD_PLUGINS": "openai,ollama",
-        "OPENAI_API_KEY": API_KEY,
-        "OPENAI_BASE_URL": f"{primary}/v1",
-        "OLLAMA_BASE_URL": fallback,
-        "LLM_FALLBACK_ORDER": "openai,ollama",
-        "LLM_RETRY_BASE_DELAY": "0.02",
-        **extra,
-    }
-    for name, value in values.items():
+    for name, value in two_server_env("openai", "ollama", primary, fallback, LLM_RETRY_BASE_DELAY="0.02", **extra).items():
         monkeypatch.setenv(name, value)
 
 

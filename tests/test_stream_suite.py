@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import pytest
 from fakes.server_process import FakeProviderServer
+from helpers import two_server_env
 
 from patcode_core.errors import ErrorKind, StreamInterruptedError
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
 from patcode_core.types import CompletionResult, StreamRestarted, StreamStarted, TextDelta
 
-API_KEY = "sk-stream-suite-key-0000000000"
 PROMPT = "uno dos tres cuatro cinco seis"
 FIRST_TOKEN = 1.0
 IDLE = 0.5
@@ -32,18 +32,16 @@ class Style:
     says: str  # how each fake server starts its answer
 
     def env(self, primary_url: str, fallback_url: str) -> dict[str, str]:
-        urls = {self.primary: primary_url, self.fallback: fallback_url}
-        return {
-            "PATCODE_LOAD_PLUGINS": "openai,ollama",
-            "OPENAI_API_KEY": API_KEY,
-            "OPENAI_BASE_URL": f"{urls['openai']}/v1",
-            "OLLAMA_BASE_URL": urls["ollama"],
-            "LLM_FALLBACK_ORDER": f"{self.primary},{self.fallback}",
-            "LLM_RETRY_BASE_DELAY": "0.05",
-            "LLM_FIRST_TOKEN_TIMEOUT": str(FIRST_TOKEN),
-            "LLM_STREAM_IDLE_TIMEOUT": str(IDLE),
-            "LLM_REQUEST_DEADLINE": "10",
-        }
+        return two_server_env(
+            self.primary,
+            self.fallback,
+            primary_url,
+            fallback_url,
+            LLM_RETRY_BASE_DELAY="0.05",
+            LLM_FIRST_TOKEN_TIMEOUT=str(FIRST_TOKEN),
+            LLM_STREAM_IDLE_TIMEOUT=str(IDLE),
+            LLM_REQUEST_DEADLINE="10",
+        )
 
 
 STYLES = {"api": Style("openai", "ollama", "api says:"), "ollama": Style("ollama", "openai", "ollama says:")}
