@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from patcode_core.console import AnswerPrinter, Spinner
 from patcode_core.i18n import t
 from patcode_core.log import before_each_line
-from patcode_core.types import CompletionResult, StreamRestarted
+from patcode_core.types import CompletionResult
 
 if TYPE_CHECKING:
     from patcode_core.agent import PatAgent
@@ -102,8 +102,6 @@ def stream_answer(facade: SyncLLMManager, agent: PatAgent, text: str) -> None:
             printer.show(event)
             if isinstance(event, CompletionResult):
                 agent.remember(text, event.text)
-            elif isinstance(event, StreamRestarted):
-                continue
     except KeyboardInterrupt:
         spinner.stop()
         printer.interrupted()

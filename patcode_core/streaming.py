@@ -102,7 +102,10 @@ async def _from_thread(chunks: Iterator[StreamChunk]) -> AsyncIterator[StreamChu
     finally:
         closer = getattr(chunks, "close", None)
         if closer is not None:
-            closer()
+            try:
+                closer()
+            except ValueError:  # still running in its worker thread (we gave up waiting); it ends by itself
+                pass
 
 
 class StreamRunner:

@@ -138,3 +138,38 @@ def test_bad_recovery_setting_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as caught:
         LLMManager(host=host_with(FakeProvider("alpha")), env_file=None)
     assert "LLM_STREAM_RECOVERY='retry' no es válido: debe ser uno de: 'restart', 'error'" in str(caught.value)
+
+
+async def test_the_agent_keeps_a_streamed_turn_only_when_it_finished() -> None:
+    from patcode_core.agent import PatAgent
+    from patcode_core.types import Message
+
+    alpha = Streaming("alpha", ["uno ", "dos"])
+    agent = PatAgent(manager_with(alpha))
+    events = [event async for event in agent.stream("primera")]
+    assert events[-1].text == "uno dos"
+    assert agent.history == [Message("user", "primera"), Message("assistant", "uno dos")]
+    stream = agent.stream("segunda")
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    await stream.aclose()
+    assert len(agent.history) == 2  # the stopped turn is not remembered
+    await agent.llm_manager.aclose()
+
+
+async def test_a_thread_generator_abandoned_mid_read_does_not_break_closing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock
+
+    class SlowThread(FakeProvider):
+        @hookimpl
+        def provider_stream(self, provider: str, request: CompletionRequest, context: object) -> Iterator[StreamChunk]:
+            yield StreamChunk(text="primero ")
+            clock.sleep(0.5)
+            yield StreamChunk(text="tarde")
+            yield StreamChunk(finish_reason="stop", done=True)
+
+    monkeypatch.setenv("LLM_STREAM_IDLE_TIMEOUT", "0.1")
+    beta = Streaming("beta", ["b"], priority=2)
+    events = [event async for event in manager_with(SlowThread("alpha", priority=1), beta).stream("hola")]
+    assert events[-1].provider == "beta" and events[-1].restarts[0].discarded == "primero "
