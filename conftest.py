@@ -24,6 +24,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PATCODE_LANG", "es")
+    monkeypatch.setenv("PATCODE_HOME", str(tmp_path / "patcode-home"))  # never the real user data directory
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

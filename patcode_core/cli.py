@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,13 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", help=t("cli.help_model"))
     chat.add_argument("--no-fallback", action="store_true", help=t("cli.help_no_fallback"))
     llm = commands.add_parser("llm", help=t("cli.help_llm"))
-    llm_commands = llm.add_subparsers(dest="llm_command", metavar="{providers,switch,stats,test}", required=True)
-    llm_commands.add_parser("providers", help=t("cli.help_providers"))
-    switch = llm_commands.add_parser("switch", help=t("cli.help_switch"))
-    switch.add_argument("name")
-    llm_commands.add_parser("stats", help=t("cli.help_stats"))
-    test = llm_commands.add_parser("test", help=t("cli.help_test"))
-    test.add_argument("name")
+    llm.add_argument("words", nargs=argparse.REMAINDER, help=t("cli.llm_usage"))
+    return parser
+
+
+def _stats_parser() -> argparse.ArgumentParser:
+    """``stats [reset] [--since 1h|7d|2026-11-01] [--provider NAME] [--json] [--plot FILE.png] [--yes]``."""
+    parser = argparse.ArgumentParser(prog="llm stats", add_help=False, exit_on_error=False)
+    parser.add_argument("action", nargs="?", choices=["reset"])
+    parser.add_argument("--since")
+    parser.add_argument("--provider")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plot")
+    parser.add_argument("--yes", action="store_true")
     return parser
 
 
@@ -78,8 +85,8 @@ def persist_default_provider(name: str, path: Path) -> None:
 
 
 def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bool) -> int:
-    """Run ``providers``, ``switch NAME``, ``stats`` or ``test NAME``; print the result."""
-    from patcode_core.render import providers_block, stats_block
+    """Run ``providers``, ``switch NAME``, ``stats ...``, ``test NAME`` or ``cache stats|clear [NAME]``."""
+    from patcode_core.render import providers_block
 
     if not words:
         print(t("cli.llm_usage"), file=sys.stderr)
@@ -89,9 +96,10 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
         rows = facade.providers_status()
         print(providers_block(rows))
         return EXIT_OK if any(row.available for row in rows) else EXIT_FAILED
-    if command == "stats" and not args:
-        print(stats_block(facade.manager))
-        return EXIT_OK
+    if command == "stats":
+        return _stats(facade, args)
+    if command == "cache" and args and args[0] in ("stats", "clear") and len(args) <= 2:
+        return _cache(facade, args)
     if command == "switch" and len(args) == 1:
         name = facade.switch(args[0])
         print(t("cli.switched", provider=name))
@@ -110,6 +118,75 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
         return EXIT_OK
     print(t("cli.llm_usage"), file=sys.stderr)
     return EXIT_USAGE
+
+
+def _stats(facade: SyncLLMManager, words: list[str]) -> int:
+    """``llm stats``: the block, ``--json``, ``--plot``, or ``reset`` after confirmation."""
+    import json
+
+    from patcode_core.history import parse_since
+    from patcode_core.render import stats_block
+
+    try:
+        options = _stats_parser().parse_args(words)
+    except (argparse.ArgumentError, SystemExit):
+        print(t("cli.stats_usage"), file=sys.stderr)
+        return EXIT_USAGE
+    manager = facade.manager
+    if options.action == "reset":
+        if not options.yes and not _confirm(t("cli.stats_reset_confirm")):
+            print(t("cli.stats_reset_kept"))
+            return EXIT_OK
+        print(t("cli.stats_reset_done", rows=manager.clear_history()))
+        return EXIT_OK
+    try:
+        since = parse_since(options.since) if options.since else None
+    except ValueError:
+        print(t("cli.bad_since", value=options.since), file=sys.stderr)
+        return EXIT_USAGE
+    figures = manager.usage_summary(since, options.provider)
+    if options.plot:
+        from patcode_core.history import plot
+
+        try:
+            path = plot(manager.usage.store, Path(options.plot), since, options.provider)
+        except ImportError:
+            print(t("cli.plot_needs_matplotlib"), file=sys.stderr)
+            return EXIT_USAGE
+        print(t("cli.plot_written", file=path))
+        return EXIT_OK
+    if options.json:
+        print(json.dumps({"providers": [usage.as_dict() for usage in figures], "since": since}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(stats_block(manager, figures))
+    if not manager.usage.persistent:
+        print(t("cli.stats_memory_only"), file=sys.stderr)
+    return EXIT_OK
+
+
+def _cache(facade: SyncLLMManager, words: list[str]) -> int:
+    """``llm cache stats`` (entries and hits per provider) or ``llm cache clear [NAME]``."""
+    store = facade.manager.usage.store
+    if words[0] == "clear":
+        print(t("cli.cache_cleared", count=store.clear_cache(words[1] if len(words) > 1 else None)))
+        return EXIT_OK
+    store.flush()
+    rows = store.query("SELECT provider, COUNT(*), SUM(LENGTH(text)) FROM cache WHERE expires > ? GROUP BY provider", (time.time(),))
+    hits = dict(store.query("SELECT provider, SUM(cached) FROM attempts GROUP BY provider"))
+    enabled = ", ".join(sorted(facade.manager.usage.cache_for)) or t("cli.disabled")
+    print(t("cli.cache_title", providers=enabled))
+    for provider, entries, size in rows:
+        print("  " + t("cli.cache_row", provider=provider, entries=entries, kb=f"{(size or 0) / 1024:.1f}", hits=hits.get(provider) or 0))
+    if not rows:
+        print("  " + t("cli.cache_empty"))
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [s/N] ").strip().lower() in ("s", "si", "sí", "y", "yes")
+    except EOFError:
+        return False
 
 
 def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
@@ -171,8 +248,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "chat":
             return _chat(facade, args)
         if args.command == "llm":
-            words = [args.llm_command] + ([args.name] if getattr(args, "name", None) else [])
-            return run_llm_command(facade, words, persist=True)
+            return run_llm_command(facade, args.words, persist=True)
         return interactive(facade)
     finally:
         facade.close()

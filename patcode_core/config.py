@@ -51,13 +51,29 @@ class LLMSettings(BaseSettings):
     first_token_timeout: float = Field(default=30.0, gt=0)
     stream_idle_timeout: float = Field(default=15.0, gt=0)
     stream_recovery: Literal["restart", "error"] = "restart"
+    stats_store: Literal["on", "off"] = "on"
+    log_content: bool = False
+    cache: bool = False
+    cache_ttl: float = Field(default=86400.0, gt=0)
+    prices: str = ""
 
     @field_validator("first_byte_timeout", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("stream_recovery", mode="before")
+    @field_validator("prices")
+    @classmethod
+    def _prices_parse(cls, value: str) -> str:
+        from patcode_core.prices import parse_price_overrides
+
+        try:
+            parse_price_overrides(value)
+        except ValueError as exc:
+            raise ValueError(t("config.bad_price", entry=str(exc))) from None
+        return value
+
+    @field_validator("stream_recovery", "stats_store", mode="before")
     @classmethod
     def _recovery_word(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,8 +21,14 @@ from patcode_core.log import get_logger
 from patcode_core.plugins import PluginHost, describe_exception
 from patcode_core.redact import redact
 from patcode_core.ratelimit import QuotaSnapshot
+from patcode_core.paths import data_dir
+from patcode_core.prices import PriceBook, parse_price_overrides
 from patcode_core.router import Router
 from patcode_core.streaming import StreamRunner
+from patcode_core.usage import DATABASE_NAME, UsageLog
+
+if TYPE_CHECKING:
+    from patcode_core.history import ProviderUsage
 from patcode_core.stats import ProviderStats, StatsRecorder
 from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, StreamEvent
 
@@ -100,6 +106,7 @@ class LLMManager:
         self._default_temperature: float = llm.temperature
         self._default_max_tokens: int = llm.max_tokens
         self._routes: dict[tuple[str, str | None, bool], list[FallbackEntry]] = {}
+        self.usage = self._usage_log(llm)
         self.breakers = BreakerBoard(
             lambda: CircuitBreaker(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown)
         )
@@ -113,6 +120,7 @@ class LLMManager:
             self._missing_error,
             self._host.plugin_of,
             self._log,
+            usage=self.usage,
         )
         self._streams = StreamRunner(
             self._router,
@@ -134,6 +142,19 @@ class LLMManager:
         for name, context in self._contexts.items():
             for warning in context.settings.config_warnings():
                 self._log.warning("config_warning", provider=name, message=warning)
+
+    def _usage_log(self, llm: Any) -> UsageLog:
+        """History, prices and cache as configured (``LLM_STATS_STORE``, ``LLM_PRICES``, ``LLM_CACHE``)."""
+        published = {name: context.info.prices for name, context in self._contexts.items()}
+        cache_for = frozenset(name for name, context in self._contexts.items() if llm.cache and context.settings.cache)
+        return UsageLog(
+            None if llm.stats_store == "off" else data_dir() / DATABASE_NAME,
+            PriceBook(published, parse_price_overrides(llm.prices)),
+            cache_for=cache_for,
+            cache_ttl=llm.cache_ttl,
+            log_content=llm.log_content,
+            on_unavailable=lambda reason: self._log.warning("history_off", reason=self._scrub_text(reason)),
+        )
 
     # -- configuration -------------------------------------------------
 
@@ -394,12 +415,24 @@ class LLMManager:
         return self._stats.snapshot()
 
     def reset_stats(self) -> None:
-        """Start the figures again from zero."""
+        """Start this session's counters again from zero (the history stays; see :meth:`clear_history`)."""
         self._stats.reset()
 
+    def usage_summary(self, since: float | None = None, provider: str | None = None) -> list[ProviderUsage]:
+        """Per-provider figures from the usage history (all runs; ``since`` a timestamp)."""
+        from patcode_core.history import summarize
+
+        return summarize(self.usage.store, since, provider)
+
+    def clear_history(self) -> int:
+        """Forget the whole usage history (every run); returns how many rows went."""
+        self._stats.reset()
+        return self.usage.store.clear_attempts()
+
     async def aclose(self) -> None:
-        """Close every provider's HTTP client."""
+        """Close every provider's HTTP client and write the pending history."""
         await asyncio.gather(*(context.aclose() for context in self._contexts.values()))
+        await asyncio.to_thread(self.usage.close)
 
     async def __aenter__(self) -> LLMManager:
         return self

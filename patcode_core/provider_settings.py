@@ -29,6 +29,8 @@ class ProviderSettings(BaseSettings):
     timeout: float = Field(default=30.0, gt=0)
     #: Requests per minute PatCode sends at most (0: no limit of its own).
     rpm: int = Field(default=0, ge=0)
+    #: With ``LLM_CACHE=true``, whether this provider's answers are cached (``<PREFIX>_CACHE=false`` opts out).
+    cache: bool = True
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from patcode_core.breaker import CircuitState
 from patcode_core.errors import PatCodeError
 from patcode_core.i18n import t
 from patcode_core.manager import LLMManager, ProviderStatus
 from patcode_core.types import CompletionResult
+
+if TYPE_CHECKING:
+    from patcode_core.history import ProviderUsage
 
 
 def providers_block(rows: Sequence[ProviderStatus]) -> str:
@@ -44,8 +48,8 @@ def _resilience_notes(row: ProviderStatus) -> list[str]:
     return notes
 
 
-def stats_block(manager: LLMManager) -> str:
-    """``/llm stats``: the documentation's block, then per-provider figures."""
+def stats_block(manager: LLMManager, figures: Sequence[ProviderUsage] | None = None) -> str:
+    """``/llm stats``: the documentation's block, then per-provider figures from the usage history."""
     configured = [name for name in manager.installed if manager.is_configured(name)]
     on_off = t("cli.enabled") if manager.auto_fallback else t("cli.disabled")
     lines = [
@@ -54,29 +58,43 @@ def stats_block(manager: LLMManager) -> str:
         t("cli.stats_available", providers=", ".join(configured) or "-"),
         t("cli.stats_fallback", state=on_off),
     ]
-    figures = manager.stats()
-    for name in manager.installed:
-        stats = figures.get(name)
-        if stats is None:
-            continue
-        lines += [
-            "",
-            f"{name}:",
-            "  " + t("cli.stats_requests", value=stats.requests),
-            "  " + t("cli.stats_successes", value=stats.successes),
-            "  " + t("cli.stats_failures", value=stats.failures),
-            "  " + t("cli.stats_success_rate", value=f"{stats.success_rate:.1f}"),
-            "  " + t("cli.stats_mean_time", value=f"{stats.mean_time:.2f}"),
-        ]
-        if stats.retries:
-            lines.append("  " + t("cli.stats_retries", value=stats.retries))
-        if stats.skipped:
-            lines.append("  " + t("cli.stats_skipped", value=stats.skipped))
-        if stats.cancelled:
-            lines.append("  " + t("cli.stats_cancelled", value=stats.cancelled))
+    figures = list(manager.usage_summary() if figures is None else figures)
+    for usage in figures:
+        lines += ["", f"{usage.provider}:", *("  " + line for line in _usage_lines(usage))]
     if not figures:
         lines += ["", t("cli.stats_empty")]
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _usd(value: float | None) -> str:
+    return t("cli.cost_unknown") if value is None else f"${value:.4f}"
+
+
+def _usage_lines(usage: ProviderUsage) -> list[str]:
+    lines = [
+        t("cli.stats_requests", value=usage.requests),
+        t("cli.stats_successes", value=usage.successes),
+        t("cli.stats_failures", value=usage.failures),
+        t("cli.stats_success_rate", value=f"{usage.success_rate:.1f}"),
+        t("cli.stats_mean_time", value=f"{usage.mean_latency or 0.0:.2f}"),
+        t("cli.stats_percentiles", p50=_seconds(usage.p50_latency), p95=_seconds(usage.p95_latency)),
+        t("cli.stats_first_token", value=_seconds(usage.p50_first_token)),
+        t("cli.stats_tokens", input=usage.input_tokens, output=usage.output_tokens),
+    ]
+    cost = t("cli.cost_unknown") if usage.unpriced_answers else _usd(usage.cost)
+    by_model = ", ".join(f"{model} {_usd(value)}" for model, value in sorted(usage.cost_by_model.items()))
+    lines.append(t("cli.stats_cost", value=cost) + (f" ({by_model})" if by_model else ""))
+    lines.append(t("cli.stats_fallbacks", into=usage.fallbacks_in, out=usage.fallbacks_out))
+    lines.append(t("cli.stats_cache_hits", value=usage.cache_hits))
+    if usage.skipped:
+        lines.append(t("cli.stats_skipped", value=usage.skipped))
+    if usage.cancelled:
+        lines.append(t("cli.stats_cancelled", value=usage.cancelled))
+    return lines
 
 
 def answer_header(result: CompletionResult) -> str:

@@ -33,7 +33,9 @@ from patcode_core.i18n import t
 from patcode_core.plugins import describe_exception
 from patcode_core.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
 from patcode_core.stats import StatsRecorder
-from patcode_core.types import CompletionRequest, CompletionResult, ProviderReply
+from patcode_core.store import CachedAnswer
+from patcode_core.usage import UsageLog
+from patcode_core.types import CompletionRequest, CompletionResult, ProviderReply, Usage
 
 HookCall = Callable[..., Awaitable[Any]]
 TIMEOUT_GRACE = 0.1
@@ -72,6 +74,11 @@ class Opened:
 Opener = Callable[[ProviderContext, CompletionRequest, Deadline, bool], Awaitable[tuple[Any, float]]]
 
 
+def _fallback_from(provider: str, failures: list[ProviderError]) -> str | None:
+    """The first other provider that failed or was skipped before ``provider`` answered."""
+    return next((failure.provider for failure in failures if failure.provider != provider), None)
+
+
 def _estimated_tokens(request: CompletionRequest) -> int:
     """A cheap lower bound of the prompt's tokens (about four characters each)."""
     return sum(len(message.content) for message in request.messages) // 4
@@ -102,6 +109,7 @@ class Router:
         plugin_of: Callable[[str], str],
         log: Any,
         rng: Callable[[], float] = random.random,
+        usage: UsageLog | None = None,
     ) -> None:
         self._contexts = contexts
         # Read once: these are on every call's path.
@@ -117,6 +125,7 @@ class Router:
         self._plugin_of = plugin_of
         self._log = log
         self._rng = rng
+        self.usage = usage
 
     def new_deadline(self) -> Deadline:
         """The overall budget of one call (``LLM_REQUEST_DEADLINE``), starting now."""
@@ -128,8 +137,11 @@ class Router:
         """Answer along ``route``; raise the error as it is with fallback off, else every failure."""
         failures: list[ProviderError] = []
         opened = await self.walk(route, make_request, self.new_deadline(), failures, use_fallback, self._complete)
+        if isinstance(opened.value, CachedAnswer):
+            return self.from_cache(opened, failures)
         reply: ProviderReply = opened.value
-        self.succeeded(opened, opened.latency, failures)
+        answer = CachedAnswer(reply.text, reply.finish_reason, reply.usage.input_tokens, reply.usage.output_tokens, reply.model)
+        cost = self.succeeded(opened, opened.latency, failures, answer, reply.usage)
         return CompletionResult(
             text=reply.text,
             provider=opened.context.name,
@@ -140,6 +152,29 @@ class Router:
             failures=tuple(failures),
             extra=reply.extra,
             attempts=opened.attempts,
+            cost=cost,
+        )
+
+    def from_cache(self, opened: Opened, failures: list[ProviderError]) -> CompletionResult:
+        """The result of a cache hit: no request, no cost, marked in the statistics."""
+        hit: CachedAnswer = opened.value
+        name, model = opened.context.name, opened.request.model
+        usage = Usage(hit.input_tokens, hit.output_tokens)
+        self._stats.record_cache_hit(name)
+        if self.usage is not None:
+            self.usage.attempt(name, model, "success", request=opened.request, latency=0.0, usage=usage, cost=0.0,
+                               fallback_from=_fallback_from(name, failures), cached=True, answer=hit.text)
+        return CompletionResult(
+            text=hit.text,
+            provider=name,
+            model=hit.model or model,
+            finish_reason=hit.finish_reason,
+            usage=usage,
+            latency=0.0,
+            failures=tuple(failures),
+            attempts=0,
+            cost=0.0,
+            cached=True,
         )
 
     async def walk(
@@ -177,26 +212,46 @@ class Router:
             raise failures[-1]
         raise self.all_failed(failures, deadline)
 
-    def succeeded(self, opened: Opened, latency: float, failures: list[ProviderError]) -> None:
-        """Book a finished answer: statistics, the circuit, and the fallback log line."""
-        name = opened.context.name
+    def succeeded(
+        self,
+        opened: Opened,
+        latency: float,
+        failures: list[ProviderError],
+        answer: CachedAnswer,
+        usage: Usage,
+        ttft: float | None = None,
+    ) -> float | None:
+        """Book a finished answer (statistics, history, cache, circuit, log line); returns its cost."""
+        name, model = opened.context.name, opened.request.model
         self._stats.record(name, True, latency, retry=opened.attempts > 1)
+        cost = None
+        if self.usage is not None:
+            cost = self.usage.cost(name, answer.model or model, usage)
+            self.usage.attempt(name, model, "success", request=opened.request, latency=latency, usage=usage, ttft=ttft,
+                               cost=cost, fallback_from=_fallback_from(name, failures), answer=answer.text)
+            self.usage.remember(name, opened.request, answer)
         if opened.circuit.success():
-            self._log.info("circuit_closed", provider=name, model=opened.request.model)
+            self._log.info("circuit_closed", provider=name, model=model)
         if any(failure.provider != name for failure in failures):
             self._log.info("fallback_succeeded", provider=name)
+        return cost
 
-    def record_failure(self, provider: str, seconds: float, retry: bool) -> None:
+    def record_failure(self, error: ProviderError, request: CompletionRequest, seconds: float, retry: bool) -> None:
         """Count one request that failed before the provider accepted it."""
-        self._stats.record(provider, False, seconds, retry=retry)
+        self._stats.record(error.provider, False, seconds, retry=retry)
+        if self.usage is not None:
+            self.usage.attempt(error.provider, request.model, "failure", request=request, error_kind=error.kind.value,
+                               latency=seconds)
 
-    def record_cancelled(self, provider: str, seconds: float, retry: bool) -> None:
+    def record_cancelled(self, provider: str, request: CompletionRequest, seconds: float, retry: bool) -> None:
         """Count one request the caller stopped: sent, but no verdict on the provider."""
         self._stats.record(provider, None, seconds, retry=retry)
+        if self.usage is not None:
+            self.usage.attempt(provider, request.model, "cancelled", request=request, latency=seconds)
 
     def broke(self, opened: Opened, error: ProviderError, latency: float, failures: list[ProviderError]) -> None:
         """Book an answer that failed after the provider had accepted it (a stream cut mid-way)."""
-        self._stats.record(opened.context.name, False, latency, retry=opened.attempts > 1)
+        self.record_failure(error, opened.request, latency, opened.attempts > 1)
         error.attempt = opened.attempts
         opened_circuit = self._judge(opened.circuit, error)
         self.fail(failures, error, skipped=False, raise_now=False)
@@ -232,6 +287,11 @@ class Router:
             self.fail(failures, context.not_configured_error(model), skipped=True)
             return None
         circuit = self._breakers.get(name, model)
+        if self.usage is not None and name in self.usage.cache_for:
+            request = make_request(model)
+            hit = self.usage.cached(name, request)
+            if hit is not None:
+                return Opened(entry, 0, context, circuit, request, hit, 0.0, 0)
         if circuit.state is CircuitState.OPEN:  # the cheapest way past a dead provider
             self.fail(failures, self._circuit_open(context, model, circuit), skipped=True)
             return None
@@ -358,11 +418,12 @@ class Router:
             if not isinstance(reply, ProviderReply):
                 raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
         except asyncio.CancelledError:
-            self.record_cancelled(context.name, time.perf_counter() - started, retry)
+            self.record_cancelled(context.name, request, time.perf_counter() - started, retry)
             raise
         except Exception as exc:
-            self._stats.record(context.name, False, time.perf_counter() - started, retry=retry)
-            raise self.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=budget < provider_limit) from None
+            error = self.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=budget < provider_limit)
+            self.record_failure(error, request, time.perf_counter() - started, retry)
+            raise error from None
         finally:
             ATTEMPT_MODEL.reset(token)
         return reply, time.perf_counter() - started
@@ -401,6 +462,8 @@ class Router:
         failures.append(error)
         if skipped:
             self._stats.record_skip(error.provider)
+            if self.usage is not None:
+                self.usage.attempt(error.provider, error.model or "", "skipped", error_kind=error.kind.value)
             self._log.info("provider_skipped", provider=error.provider, error=error.message)
         else:
             self._log.warning(

@@ -25,6 +25,7 @@ class ProviderStats:
     retries: int = 0
     skipped: int = 0
     cancelled: int = 0
+    cache_hits: int = 0
 
     @property
     def success_rate(self) -> float:
@@ -37,7 +38,7 @@ class ProviderStats:
         return self.success_time / self.successes if self.successes else 0.0
 
 
-_REQUESTS, _SUCCESSES, _FAILURES, _TIME, _RETRIES, _SKIPPED, _CANCELLED = range(7)
+_REQUESTS, _SUCCESSES, _FAILURES, _TIME, _RETRIES, _SKIPPED, _CANCELLED, _CACHE_HITS = range(8)
 
 
 class StatsRecorder:
@@ -48,7 +49,7 @@ class StatsRecorder:
         self._counters: dict[str, list[float]] = {}
 
     def _counter(self, provider: str) -> list[float]:
-        return self._counters.setdefault(provider, [0, 0, 0, 0.0, 0, 0, 0])
+        return self._counters.setdefault(provider, [0, 0, 0, 0.0, 0, 0, 0, 0])
 
     def record(self, provider: str, ok: bool | None, seconds: float, *, retry: bool = False) -> None:
         """Count one request sent to ``provider``: success with its time, failure, or ``None`` for cancelled."""
@@ -70,6 +71,11 @@ class StatsRecorder:
         with self._lock:
             self._counter(provider)[_SKIPPED] += 1
 
+    def record_cache_hit(self, provider: str) -> None:
+        """Count one answer served from the cache instead of ``provider`` (no request)."""
+        with self._lock:
+            self._counter(provider)[_CACHE_HITS] += 1
+
     def snapshot(self) -> dict[str, ProviderStats]:
         """A consistent copy of every provider's figures."""
         with self._lock:
@@ -82,6 +88,7 @@ class StatsRecorder:
                     int(c[_RETRIES]),
                     int(c[_SKIPPED]),
                     int(c[_CANCELLED]),
+                    int(c[_CACHE_HITS]),
                 )
                 for name, c in self._counters.items()
             }

@@ -16,7 +16,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from patcode_core.config import FallbackEntry
@@ -26,6 +26,7 @@ from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamIn
 from patcode_core.i18n import t
 from patcode_core.plugins import PluginHost
 from patcode_core.router import HookCall, Opened, Router
+from patcode_core.store import CachedAnswer
 from patcode_core.types import (
     CompletionRequest,
     CompletionResult,
@@ -87,6 +88,11 @@ class _Answer:
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+
+def _replay_pieces(text: str, size: int = 64) -> list[str]:
+    """A cached answer cut into pieces, so it arrives like a stream."""
+    return [text[index : index + size] for index in range(0, len(text), size)] or [text]
 
 
 async def _whole_answer(reply: ProviderReply) -> AsyncIterator[StreamChunk]:
@@ -154,8 +160,15 @@ class StreamRunner:
                 if broken is None:
                     raise
                 raise self._interrupted(broken[0], broken[2], error, failures) from None
-            live: LiveStream = opened.value
             name = opened.context.name
+            if isinstance(opened.value, CachedAnswer):  # a cached answer replays as a stream
+                result = self._router.from_cache(opened, failures)
+                yield StreamStarted(name, opened.request.model, 0.0)
+                for piece in _replay_pieces(result.text):
+                    yield TextDelta(piece, name)
+                yield replace(result, time_to_first_token=0.0, restarts=tuple(restarts))
+                return
+            live: LiveStream = opened.value
             if broken is not None:
                 restart = StreamRestarted(broken[0], name, broken[1], broken[2])
                 restarts.append(restart)
@@ -190,10 +203,14 @@ class StreamRunner:
             finally:
                 if not booked and not completed:  # the caller stopped or was cancelled: no verdict on the provider
                     opened.circuit.release()
-                    self._router.record_cancelled(name, time.perf_counter() - live.started, opened.attempts > 1)
+                    self._router.record_cancelled(
+                        name, opened.request, time.perf_counter() - live.started, opened.attempts > 1
+                    )
                 await live.close()
             latency = time.perf_counter() - live.started
-            self._router.succeeded(opened, latency, failures)
+            usage = answer.usage or Usage()
+            whole = CachedAnswer(answer.text, answer.finish_reason, usage.input_tokens, usage.output_tokens, answer.model)
+            cost = self._router.succeeded(opened, latency, failures, whole, usage, live.time_to_first_token)
             yield CompletionResult(
                 text=answer.text,
                 provider=name,
@@ -206,6 +223,7 @@ class StreamRunner:
                 attempts=opened.attempts,
                 time_to_first_token=live.time_to_first_token,
                 restarts=tuple(restarts),
+                cost=cost,
             )
             return
 
@@ -226,14 +244,16 @@ class StreamRunner:
                 first = await self._first_text(chunks, context, request.model)
         except asyncio.CancelledError:
             await self._close_quietly(context, chunks)
-            self._router.record_cancelled(context.name, time.perf_counter() - started, retry)
+            self._router.record_cancelled(context.name, request, time.perf_counter() - started, retry)
             raise
         except Exception as exc:
             await self._close_quietly(context, chunks)
-            self._router.record_failure(context.name, time.perf_counter() - started, retry)
             if isinstance(exc, TimeoutError) and budget >= limit:
-                raise self._no_first_token(context, request.model, limit) from None
-            raise self._router.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=True) from None
+                error = self._no_first_token(context, request.model, limit)
+            else:
+                error = self._router.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=True)
+            self._router.record_failure(error, request, time.perf_counter() - started, retry)
+            raise error from None
         finally:
             ATTEMPT_MODEL.reset(token)
         waited = time.perf_counter() - started

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from patcode_core.errors import ErrorKind, ProviderError
+    from patcode_core.prices import Price
     from patcode_core.provider_settings import ProviderSettings
 
 
@@ -46,6 +47,8 @@ class CompletionRequest:
     model: str
     temperature: float
     max_tokens: int
+    #: The conversation this turn belongs to (for the usage history), if any.
+    conversation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,10 @@ class CompletionResult:
     time_to_first_token: float | None = None
     #: Partial answers thrown away because their stream broke (streams only).
     restarts: tuple[StreamRestarted, ...] = ()
+    #: USD this answer cost; ``None`` when the price or the token counts are unknown.
+    cost: float | None = None
+    #: True when the answer came from PatCode's cache (it cost nothing).
+    cached: bool = False
 
     @property
     def fallback_from(self) -> str | None:
@@ -181,6 +188,9 @@ class ProviderInfo:
         without any network call).
     :param priority: where it goes when the user names no order (lower first).
     :param description: one line for ``/llm providers``.
+    :param prices: USD per million tokens by model (``"*"`` for every
+        model), each with the date it was taken; unknown models cost
+        "unknown", never 0.
     """
 
     name: str
@@ -189,3 +199,4 @@ class ProviderInfo:
     key_env: str | None = None
     priority: int = 100
     description: str = ""
+    prices: Mapping[str, Price] = field(default_factory=dict)

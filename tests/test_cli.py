@@ -15,7 +15,7 @@ def run(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = Non
     base = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "GROQ_", "OLLAMA_", "OPENAI_", "PATCODE_"))}
     return subprocess.run(
         [sys.executable, "-m", "patcode_core", *args],
-        env={**base, "PATCODE_LANG": "es", **env},
+        env={**base, "PATCODE_LANG": "es", "PATCODE_HOME": str(cwd / "patcode-home"), **env},
         cwd=cwd,
         input=stdin,
         capture_output=True,

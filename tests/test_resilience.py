@@ -282,8 +282,10 @@ async def test_stats_block_shows_retries_and_skips(monkeypatch: pytest.MonkeyPat
     manager = manager_with(keyed, alpha, beta)
     await manager.complete("hola")
     block = stats_block(manager)
-    assert "  Reintentos: 1" in block.split("alpha:")[1]
+    assert "  Requests: 2\n  Éxitos: 1\n  Fallos: 1" in block.split("alpha:")[1]  # the retry is the second request
     assert "  Omitido sin llamar (sin clave, circuito abierto, rate limit): 1" in block.split("keyed:")[1]
+    assert manager.stats()["alpha"].retries == 1
+    await manager.aclose()
 
 
 @pytest.mark.parametrize(

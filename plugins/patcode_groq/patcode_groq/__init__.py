@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from patcode_core import chat_completions
 from patcode_core.i18n import Catalogue
+from patcode_core.prices import Price
 from patcode_core.provider_settings import ProviderSettings
 from patcode_core.types import ProviderInfo
 
@@ -20,6 +21,11 @@ NAME = "groq"
 DEFAULT_MODEL = "openai/gpt-oss-120b"
 KEY_PREFIX = "gsk_"
 FREE_TIER_RPM = 30
+#: USD per million tokens, from https://groq.com/pricing as read on the date given.
+PRICES = {
+    "openai/gpt-oss-120b": Price(0.15, 0.75, "2025-08-05"),
+    "openai/gpt-oss-20b": Price(0.10, 0.50, "2025-08-05"),
+}
 
 MESSAGES = Catalogue(
     es={
@@ -68,6 +74,7 @@ plugin = chat_completions.ChatCompletionsPlugin(
         key_env="GROQ_API_KEY",
         priority=10,
         description="Groq Cloud (API compatible con chat completions)",
+        prices=PRICES,
     ),
     _dialect,
 )

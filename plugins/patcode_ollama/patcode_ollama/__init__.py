@@ -21,6 +21,7 @@ from patcode_core.context import ProviderContext
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import Catalogue
 from patcode_core.i18n import t as core_t
+from patcode_core.prices import ANY_MODEL, Price
 from patcode_core.provider_settings import ProviderSettings
 from patcode_core.transport import rate_limit_wait
 from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
@@ -72,6 +73,8 @@ def provider_info() -> ProviderInfo:
         key_env=None,
         priority=20,
         description="Ollama local (API nativa /api/chat)",
+        # A local server costs nothing; for ollama.com set LLM_PRICES=ollama/*=<in>:<out>.
+        prices={ANY_MODEL: Price(0.0, 0.0, "local")},
     )
 
 

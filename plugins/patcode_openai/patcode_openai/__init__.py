@@ -10,11 +10,20 @@ from pydantic_settings import SettingsConfigDict
 
 from patcode_core import chat_completions
 from patcode_core.i18n import Catalogue
+from patcode_core.prices import Price
 from patcode_core.provider_settings import ProviderSettings
 from patcode_core.types import ProviderInfo
 
 NAME = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"
+#: USD per million tokens (standard tier), from https://openai.com/api/pricing as read on the date given.
+PRICES = {
+    "gpt-4o-mini": Price(0.15, 0.60, "2025-08-01"),
+    "gpt-4o": Price(2.50, 10.00, "2025-08-01"),
+    "gpt-4.1": Price(2.00, 8.00, "2025-08-01"),
+    "gpt-4.1-mini": Price(0.40, 1.60, "2025-08-01"),
+    "gpt-4.1-nano": Price(0.10, 0.40, "2025-08-01"),
+}
 
 MESSAGES = Catalogue(
     es={"billing": "Revisa tu plan y facturación en https://platform.openai.com/settings/organization/billing"},
@@ -47,6 +56,7 @@ plugin = chat_completions.ChatCompletionsPlugin(
         key_env="OPENAI_API_KEY",
         priority=30,
         description="OpenAI API (chat completions)",
+        prices=PRICES,
     ),
     _dialect,
 )

@@ -1,0 +1,180 @@
+"""Reading the usage history: per-provider figures over a period, as text, JSON or a chart."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from patcode_core.durations import parse_duration
+from patcode_core.store import UsageStore
+
+_UNITS = {"d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``1h``, ``30m``, ``7d``, ``2w`` ago, or a date ``2026-11-01`` (local midnight), as a timestamp.
+
+    :raises ValueError: for anything else.
+    """
+    now = time.time() if now is None else now
+    value = text.strip()
+    if value[-1:] in _UNITS and value[:-1].replace(".", "", 1).isdigit():
+        return now - float(value[:-1]) * _UNITS[value[-1]]
+    seconds = parse_duration(value) if value and not value.replace(".", "", 1).isdigit() else None
+    if seconds is not None:
+        return now - seconds
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise ValueError(text) from None
+
+
+@dataclass(slots=True)
+class ProviderUsage:
+    """One provider's figures over the period asked."""
+
+    provider: str
+    requests: int = 0
+    successes: int = 0
+    failures: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    cache_hits: int = 0
+    mean_latency: float | None = None
+    p50_latency: float | None = None
+    p95_latency: float | None = None
+    p50_first_token: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    unpriced_answers: int = 0
+    fallbacks_in: int = 0
+    fallbacks_out: int = 0
+    cost_by_model: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float:
+        """Successes per request sent, in percent."""
+        return 100.0 * self.successes / self.requests if self.requests else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for ``--json``."""
+        return {**asdict(self), "success_rate": round(self.success_rate, 2)}
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+
+
+def summarize(store: UsageStore, since: float | None = None, provider: str | None = None) -> list[ProviderUsage]:
+    """Every provider's figures since ``since`` (all history when ``None``), optionally one provider only."""
+    store.flush()
+    where, parameters = "at >= ?", [since if since is not None else 0.0]
+    if provider:
+        where += " AND provider = ?"
+        parameters.append(provider)
+    rows = store.query(
+        f"""SELECT provider,
+                SUM(outcome IN ('success', 'failure', 'cancelled') AND cached = 0),
+                SUM(outcome = 'success' AND cached = 0), SUM(outcome = 'failure'), SUM(outcome = 'cancelled'),
+                SUM(outcome = 'skipped'), SUM(cached),
+                COALESCE(SUM(CASE WHEN outcome = 'success' THEN input_tokens END), 0),
+                COALESCE(SUM(CASE WHEN outcome = 'success' THEN output_tokens END), 0),
+                SUM(CASE WHEN outcome = 'success' THEN cost END),
+                SUM(outcome = 'success' AND cost IS NULL),
+                SUM(outcome = 'success' AND fallback_from IS NOT NULL)
+            FROM attempts WHERE {where} GROUP BY provider ORDER BY provider""",
+        parameters,
+    )
+    names = ("requests", "successes", "failures", "cancelled", "skipped", "cache_hits", "input_tokens", "output_tokens")
+    figures = {
+        row[0]: ProviderUsage(
+            row[0],
+            **{name: int(value or 0) for name, value in zip(names, row[1:9], strict=True)},
+            cost=row[9] if row[9] is not None or not row[10] else None,
+            unpriced_answers=int(row[10] or 0),
+            fallbacks_in=int(row[11] or 0),
+        )
+        for row in rows
+    }
+    for usage in figures.values():
+        if usage.cost is None and not usage.unpriced_answers:
+            usage.cost = 0.0  # nothing answered, nothing spent
+    for name, count in store.query(
+        f"SELECT fallback_from, COUNT(*) FROM attempts WHERE {where.replace('provider', 'fallback_from')} "
+        "AND outcome = 'success' AND fallback_from IS NOT NULL GROUP BY fallback_from",
+        parameters,
+    ):
+        figures.setdefault(name, ProviderUsage(name)).fallbacks_out = count
+    timings: dict[str, tuple[list[float], list[float]]] = {}
+    for name, latency, ttft in store.query(
+        f"SELECT provider, latency, ttft FROM attempts WHERE {where} AND outcome = 'success' AND cached = 0", parameters
+    ):
+        latencies, firsts = timings.setdefault(name, ([], []))
+        if latency is not None:
+            latencies.append(latency)
+        if ttft is not None:
+            firsts.append(ttft)
+    for name, (latencies, firsts) in timings.items():
+        usage = figures[name]
+        usage.mean_latency = statistics.fmean(latencies) if latencies else None
+        usage.p50_latency = _percentile(latencies, 0.50)
+        usage.p95_latency = _percentile(latencies, 0.95)
+        usage.p50_first_token = _percentile(firsts, 0.50)
+    for name, model, cost, unpriced in store.query(
+        f"SELECT provider, model, SUM(cost), SUM(cost IS NULL) FROM attempts WHERE {where} AND outcome = 'success' "
+        "GROUP BY provider, model",
+        parameters,
+    ):
+        figures[name].cost_by_model[model] = None if unpriced and cost is None else cost
+    return list(figures.values())
+
+
+def plot(store: UsageStore, path: Path, since: float | None = None, provider: str | None = None) -> Path:
+    """Write a PNG: latency p50/p95 and requests per provider, by hour. Needs matplotlib (``patcode-core[plot]``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    store.flush()
+    where, parameters = "at >= ? AND cached = 0 AND outcome IN ('success', 'failure', 'cancelled')", [since or 0.0]
+    if provider:
+        where += " AND provider = ?"
+        parameters.append(provider)
+    buckets: dict[str, dict[float, list[float]]] = {}
+    counts: dict[str, dict[float, int]] = {}
+    for name, at, latency, outcome in store.query(f"SELECT provider, at, latency, outcome FROM attempts WHERE {where}", parameters):
+        hour = at - at % 3600
+        counts.setdefault(name, {}).setdefault(hour, 0)
+        counts[name][hour] += 1
+        if outcome == "success" and latency is not None:
+            buckets.setdefault(name, {}).setdefault(hour, []).append(latency)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for name, by_hour in sorted(buckets.items()):
+        hours = sorted(by_hour)
+        when = [datetime.fromtimestamp(hour) for hour in hours]
+        top.plot(when, [_percentile(by_hour[h], 0.5) for h in hours], marker="o", label=f"{name} p50")
+        top.plot(when, [_percentile(by_hour[h], 0.95) for h in hours], linestyle="--", label=f"{name} p95")
+    top.set_ylabel("latency (s)")
+    top.legend(loc="upper left")
+    width = 1 / 24 / max(1, len(counts))
+    for index, (name, by_hour) in enumerate(sorted(counts.items())):
+        hours = sorted(by_hour)
+        bottom.bar([datetime.fromtimestamp(hour + index * width * 86400) for hour in hours], [by_hour[h] for h in hours],
+                   width=width, label=name)
+    bottom.set_ylabel("requests per hour")
+    bottom.legend(loc="upper left")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100)
+    plt.close(figure)
+    return path

@@ -1,0 +1,76 @@
+"""Prices per model, and the cost of an answer: USD per million input and output tokens.
+
+Each plugin publishes the prices it knows through ``ProviderInfo.prices``
+(with the date they were taken); ``LLM_PRICES`` overrides or adds some:
+``acme/big-model=0.15:0.75,local/*=0:0`` (provider,
+``/``, model, ``=``, input, ``:``, output). A model with no known price has
+cost ``None`` ("unknown"), never 0; a provider may price every model with
+``"*"`` (a local server costs 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from patcode_core.types import Usage
+
+ANY_MODEL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens, and when that price was read (``YYYY-MM-DD``, or ``LLM_PRICES``)."""
+
+    input_per_million: float
+    output_per_million: float
+    as_of: str = ""
+
+    def cost(self, usage: Usage) -> float | None:
+        """The cost of ``usage``; ``None`` when the provider did not count the tokens."""
+        if usage.input_tokens is None or usage.output_tokens is None:
+            return None
+        return (usage.input_tokens * self.input_per_million + usage.output_tokens * self.output_per_million) / 1_000_000
+
+
+def parse_price_overrides(text: str) -> dict[tuple[str, str], Price]:
+    """``LLM_PRICES`` as ``{(provider, model): Price}``; raises ``ValueError`` naming the bad entry."""
+    prices: dict[tuple[str, str], Price] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        route, _, amounts = entry.partition("=")
+        provider, _, model = route.strip().partition("/")
+        input_text, _, output_text = amounts.partition(":")
+        try:
+            price = Price(float(input_text), float(output_text), "LLM_PRICES")
+        except ValueError:
+            raise ValueError(entry) from None
+        if not provider or not model or price.input_per_million < 0 or price.output_per_million < 0:
+            raise ValueError(entry)
+        prices[(provider.strip().lower(), model.strip())] = price
+    return prices
+
+
+class PriceBook:
+    """Every known price: the plugins' tables with the user's overrides on top."""
+
+    def __init__(
+        self, published: Mapping[str, Mapping[str, Price]], overrides: Mapping[tuple[str, str], Price] | None = None
+    ) -> None:
+        self._published = {provider: dict(table) for provider, table in published.items()}
+        self._overrides = dict(overrides or {})
+
+    def price(self, provider: str, model: str) -> Price | None:
+        """The price of ``model`` at ``provider``, or ``None`` when nobody said."""
+        override = self._overrides.get((provider, model)) or self._overrides.get((provider, ANY_MODEL))
+        if override is not None:
+            return override
+        table = self._published.get(provider, {})
+        return table.get(model) or table.get(ANY_MODEL)
+
+    def cost(self, provider: str, model: str, usage: Usage) -> float | None:
+        """USD for one answer, or ``None`` when the price or the token counts are unknown."""
+        price = self.price(provider, model)
+        return price.cost(usage) if price is not None else None

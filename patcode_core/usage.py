@@ -1,0 +1,165 @@
+"""What the manager tells the usage store: each attempt with its cost, and the per-provider response cache.
+
+:class:`UsageLog` is the one object the router talks to. It prices answers
+(:class:`~patcode_core.prices.PriceBook`), queues history rows (content only
+with ``LLM_LOG_CONTENT=true``; keys never reach it), and looks answers up in
+and adds them to the cache when ``LLM_CACHE=true`` and the provider has not
+opted out (``<PREFIX>_CACHE=false``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from patcode_core.prices import PriceBook
+from patcode_core.store import Attempt, CachedAnswer, StoreUnavailable, UsageStore
+from patcode_core.types import CompletionRequest, Usage
+
+DATABASE_NAME = "patcode.db"
+
+
+def normalized_text(text: str) -> str:
+    """Text as the cache compares it: ``\\r\\n`` as ``\\n``, no trailing spaces on lines, no outer blank space."""
+    return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()
+
+
+def cache_key(provider: str, model: str, request: CompletionRequest, extra: Mapping[str, object] | None = None) -> str:
+    """A digest of everything that changes the answer, normalised so equivalent requests meet."""
+    body = {
+        "provider": provider,
+        "model": model,
+        "messages": [[message.role, normalized_text(message.content)] for message in request.messages],
+        "temperature": round(float(request.temperature), 6),
+        "max_tokens": int(request.max_tokens),
+        "extra": dict(sorted((extra or {}).items())),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class UsageLog:
+    """Prices, history and cache for the router.
+
+    The database is opened at first use (a command that completes nothing
+    never touches it). One that cannot be used is replaced by a store in
+    memory and ``on_unavailable`` hears why, once: history is then off for
+    this process but nothing else changes.
+
+    :param path: the database file, or ``None`` to keep everything in memory (``LLM_STATS_STORE=off``).
+    :param prices: the price of each provider's models.
+    :param cache_for: providers whose answers may be cached (empty: caching off).
+    :param cache_ttl: seconds a cached answer stays valid.
+    :param log_content: also store the prompt and the answer.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        prices: PriceBook,
+        *,
+        cache_for: frozenset[str] = frozenset(),
+        cache_ttl: float = 86400.0,
+        log_content: bool = False,
+        on_unavailable: Callable[[str], None] = lambda reason: None,
+    ) -> None:
+        self.path = path
+        self._store: UsageStore | None = None
+        self._opening = threading.Lock()
+        self._on_unavailable = on_unavailable
+        self._warned = False
+        self.prices = prices
+        self.cache_for = cache_for
+        self.cache_ttl = cache_ttl
+        self.log_content = log_content
+
+    @property
+    def store(self) -> UsageStore:
+        """The open store (opened now if needed; in memory if the file cannot be used)."""
+        if self._store is None:
+            with self._opening:
+                if self._store is None:
+                    try:
+                        self._store = UsageStore(self.path)
+                    except StoreUnavailable as exc:
+                        self._unavailable(f"{self.path}: {exc}")
+                        self._store = UsageStore(None)
+        return self._store
+
+    @property
+    def persistent(self) -> bool:
+        """True when rows go to a database file that outlives the process."""
+        return self.store.path is not None and self.store.error is None
+
+    def _unavailable(self, reason: str) -> None:
+        if not self._warned:
+            self._warned = True
+            self._on_unavailable(reason)
+
+    def close(self) -> None:
+        """Write what is queued and close the database."""
+        if self._store is not None:
+            self._store.close()
+
+    def cost(self, provider: str, model: str, usage: Usage) -> float | None:
+        """USD of one answer, or ``None`` (unknown)."""
+        return self.prices.cost(provider, model, usage)
+
+    def attempt(
+        self,
+        provider: str,
+        model: str,
+        outcome: str,
+        *,
+        request: CompletionRequest | None = None,
+        error_kind: str | None = None,
+        latency: float | None = None,
+        usage: Usage | None = None,
+        ttft: float | None = None,
+        cost: float | None = None,
+        fallback_from: str | None = None,
+        cached: bool = False,
+        answer: str | None = None,
+    ) -> None:
+        """Queue one history row."""
+        store = self.store
+        if store.error is not None:
+            self._unavailable(f"{store.path}: {store.error}")
+        usage = usage or Usage()
+        prompt = None
+        if self.log_content and request is not None and request.messages:
+            prompt = request.messages[-1].content
+        store.record(
+            Attempt(
+                at=time.time(),
+                provider=provider,
+                model=model,
+                outcome=outcome,
+                error_kind=error_kind,
+                latency=latency,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                ttft=ttft,
+                cost=cost,
+                fallback_from=fallback_from,
+                cached=cached,
+                conversation=request.conversation if request is not None else None,
+                prompt=prompt,
+                answer=answer if self.log_content else None,
+            )
+        )
+
+    def cached(self, provider: str, request: CompletionRequest) -> CachedAnswer | None:
+        """The cached answer for this request at ``provider``, when caching is on for it."""
+        if provider not in self.cache_for:
+            return None
+        return self.store.cached(cache_key(provider, request.model, request))
+
+    def remember(self, provider: str, request: CompletionRequest, answer: CachedAnswer) -> None:
+        """Cache a complete answer (never an error, never one cut by the token limit)."""
+        if provider not in self.cache_for or answer.finish_reason == "length" or not answer.text:
+            return
+        self.store.put_cached(cache_key(provider, request.model, request), provider, request.model, self.cache_ttl, answer)
