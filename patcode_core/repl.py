@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from patcode_core.manager import SyncLLMManager
 
 PROMPT = "patcode> "
-LLM_WORDS = ("providers", "switch", "stats", "test")
+LLM_WORDS = ("providers", "switch", "stats", "test", "cache")
 SESSION_WORDS = ("help", "clear", "exit", "llm")
 
 

@@ -153,3 +153,52 @@ def test_interactive_session_ends_on_eof(tmp_path: Path) -> None:
 def test_english(tmp_path: Path) -> None:
     result = run(["chat", "hi"], {"PATCODE_LANG": "en", "OLLAMA_BASE_URL": closed_port_url()}, tmp_path)
     assert "❌ Every provider failed:" in result.stderr and "Make sure Ollama is running: ollama serve" in result.stderr
+
+
+def test_stats_last_across_runs(provider_server: FakeProviderServer, tmp_path: Path) -> None:
+    import json
+
+    env = loopback_env(provider_server.url)
+    for prompt in ("uno", "dos"):
+        assert run(["chat", prompt], env, tmp_path).returncode == 0
+    assert run(["chat", "tres", "--provider", "ollama"], env, tmp_path).returncode == 0
+    block = run(["llm", "stats"], env, tmp_path).stdout
+    groq = block.split("groq:")[1].split("ollama:")[0]
+    assert "Requests: 2\n  Éxitos: 2\n  Fallos: 0\n  Tasa de éxito: 100.0%" in groq
+    assert "Latencia p50/p95: " in groq and "Tokens entrada/salida: 38 / 20" in groq
+    assert "Coste: $0.0000 (openai/gpt-oss-120b $0.0000)" in groq
+    assert "Coste: $0.0000 (qwen2.5-coder:1.5b $0.0000)" in block.split("ollama:")[1]
+    data = json.loads(run(["llm", "stats", "--json", "--provider", "groq"], env, tmp_path).stdout)
+    [groq_row] = data["providers"]
+    assert (groq_row["provider"], groq_row["requests"], groq_row["input_tokens"]) == ("groq", 2, 38)
+    assert groq_row["cost"] == pytest.approx((38 * 0.15 + 20 * 0.75) / 1_000_000)
+    future = json.loads(run(["llm", "stats", "--json", "--since", "2999-01-01"], env, tmp_path).stdout)
+    assert future["providers"] == []
+    bad = run(["llm", "stats", "--since", "ayer"], env, tmp_path)
+    assert bad.returncode == 2 and "--since 'ayer' no es válido" in bad.stderr
+
+
+def test_stats_plot_and_reset_with_confirmation(provider_server: FakeProviderServer, tmp_path: Path) -> None:
+    env = loopback_env(provider_server.url)
+    run(["chat", "hola"], env, tmp_path)
+    plotted = run(["llm", "stats", "--plot", "usage.png"], env, tmp_path)
+    assert plotted.returncode == 0, plotted.stderr
+    assert (tmp_path / "usage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    kept = run(["llm", "stats", "reset"], env, tmp_path, stdin="n\n")
+    assert "¿Borrar todo el historial de uso" in kept.stdout and "Historial conservado." in kept.stdout
+    assert "Requests: 1" in run(["llm", "stats"], env, tmp_path).stdout
+    gone = run(["llm", "stats", "reset"], env, tmp_path, stdin="s\n")
+    assert "Historial borrado (1 registros)." in gone.stdout
+    assert "Aún no hay peticiones" in run(["llm", "stats"], env, tmp_path).stdout
+
+
+def test_cache_commands(provider_server: FakeProviderServer, tmp_path: Path) -> None:
+    env = loopback_env(provider_server.url, LLM_CACHE="true", OLLAMA_CACHE="false")
+    for _ in range(2):
+        assert run(["chat", "hola"], env, tmp_path).stdout.startswith("[groq")
+    assert len(provider_server.requests("chat")) == 1  # the second answer came from the cache, in a new process
+    shown = run(["llm", "cache", "stats"], env, tmp_path).stdout
+    assert "Caché de respuestas (activa para: groq, openai):" in shown and "groq: 1 respuestas" in shown and "1 aciertos" in shown
+    assert "Caché vaciada (1 respuestas)." in run(["llm", "cache", "clear", "groq"], env, tmp_path).stdout
+    run(["chat", "hola"], env, tmp_path)
+    assert len(provider_server.requests("chat")) == 2
