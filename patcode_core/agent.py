@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 from patcode_core.manager import LLMManager
@@ -19,6 +20,8 @@ class PatAgent:
         self.llm_manager = llm_manager if llm_manager is not None else LLMManager()
         self.system_prompt = system_prompt
         self.history: list[Message] = []
+        #: Names this conversation in the usage history; ``clear()`` starts a new one.
+        self.conversation = uuid.uuid4().hex
 
     def messages_for(self, text: str) -> list[Message]:
         """The full message list a new turn ``text`` sends."""
@@ -27,13 +30,13 @@ class PatAgent:
 
     async def ask(self, text: str) -> CompletionResult:
         """Send one turn with the whole history; the history grows only on success."""
-        result = await self.llm_manager.complete(self.messages_for(text))
+        result = await self.llm_manager.complete(self.messages_for(text), conversation=self.conversation)
         self.remember(text, result.text)
         return result
 
     async def stream(self, text: str) -> AsyncIterator[StreamEvent]:
         """:meth:`LLMManager.stream` one turn with the whole history; kept only if the answer finished."""
-        async for event in self.llm_manager.stream(self.messages_for(text)):
+        async for event in self.llm_manager.stream(self.messages_for(text), conversation=self.conversation):
             if isinstance(event, CompletionResult):
                 self.remember(text, event.text)
             yield event
@@ -43,5 +46,6 @@ class PatAgent:
         self.history.extend([Message("user", text), Message("assistant", answer)])
 
     def clear(self) -> None:
-        """Forget the conversation."""
+        """Forget the conversation and start a new one."""
         self.history.clear()
+        self.conversation = uuid.uuid4().hex

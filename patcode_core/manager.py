@@ -269,13 +269,14 @@ class LLMManager:
         temperature: float | None = None,
         max_tokens: int | None = None,
         fallback: bool | None = None,
+        conversation: str | None = None,
     ) -> CompletionResult:
         """Answer ``prompt`` (a string or a message list), falling back on provider failures.
 
         With fallback off, the first error is raised as it is; with it on,
         :class:`AllProvidersFailedError` lists every provider's failure.
         """
-        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback)
+        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation)
         return await self._router.run(route, make_request, use_fallback)
 
     async def stream(
@@ -287,6 +288,7 @@ class LLMManager:
         temperature: float | None = None,
         max_tokens: int | None = None,
         fallback: bool | None = None,
+        conversation: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Answer ``prompt`` as it is written.
 
@@ -297,7 +299,7 @@ class LLMManager:
         :class:`CompletionResult`. A stream that breaks for good raises
         :class:`~patcode_core.errors.StreamInterruptedError` with the partial text.
         """
-        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback)
+        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation)
         async with aclosing(self._streams.run(route, make_request, use_fallback)) as events:
             async for event in events:
                 yield event
@@ -310,6 +312,7 @@ class LLMManager:
         temperature: float | None,
         max_tokens: int | None,
         fallback: bool | None,
+        conversation: str | None = None,
     ) -> tuple[list[FallbackEntry], Callable[[str], CompletionRequest], bool]:
         """The route, a request builder per model, and whether to fall back."""
         messages = to_messages(prompt)
@@ -320,7 +323,11 @@ class LLMManager:
 
         def make_request(model_name: str) -> CompletionRequest:
             return CompletionRequest(
-                messages=messages, model=model_name, temperature=chosen_temperature, max_tokens=chosen_max_tokens
+                messages=messages,
+                model=model_name,
+                temperature=chosen_temperature,
+                max_tokens=chosen_max_tokens,
+                conversation=conversation,
             )
 
         return route, make_request, use_fallback

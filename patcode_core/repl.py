@@ -97,7 +97,7 @@ def stream_answer(facade: SyncLLMManager, agent: PatAgent, text: str) -> None:
     spinner = Spinner(out, t("cli.thinking", provider=facade.get_current_provider() or "-")).start()
     before_each_line(spinner.clear)
     try:
-        for event in facade.stream(agent.messages_for(text)):
+        for event in facade.stream(agent.messages_for(text), conversation=agent.conversation):
             spinner.stop()
             printer.show(event)
             if isinstance(event, CompletionResult):

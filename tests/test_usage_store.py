@@ -276,3 +276,19 @@ def test_summary_filters_and_percentiles(tmp_path: Path) -> None:
     assert recent["slow"].cost is None and recent["slow"].unpriced_answers == 1
     assert [usage.provider for usage in summarize(store, provider="slow")] == ["slow"]
     store.close()
+
+
+async def test_turns_are_recorded_with_their_conversation() -> None:
+    from patcode_core.agent import PatAgent
+
+    agent = PatAgent(manager_with(FakeProvider("alpha")))
+    await agent.ask("uno")
+    await agent.ask("dos")
+    first = agent.conversation
+    agent.clear()
+    await agent.ask("tres")
+    store = agent.llm_manager.usage.store
+    store.flush()
+    rows = [row[0] for row in store.query("SELECT conversation FROM attempts ORDER BY id")]
+    assert rows == [first, first, agent.conversation] and first != agent.conversation
+    await agent.llm_manager.aclose()
