@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 import operator
+import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,25 @@ class StoreUnavailable(Exception):
     """The database cannot be used; the message says why (history is then off)."""
 
 
+def _write_loop(ref: weakref.ReferenceType[UsageStore]) -> None:
+    """The writer thread: wake every :data:`WRITE_INTERVAL` (or when asked), store what is queued."""
+    while True:
+        store = ref()
+        if store is None:
+            return
+        wake = store._wake
+        del store
+        wake.wait(WRITE_INTERVAL)
+        store = ref()
+        if store is None:
+            return
+        wake.clear()
+        store._drain()
+        if store._stopping:
+            return
+        del store
+
+
 def migrate(connection: sqlite3.Connection) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; returns the version it started from."""
     version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -155,7 +175,8 @@ class UsageStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
         self._lock = threading.Lock()  # one statement at a time on the shared connection
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write_loop, name="patcode-store", daemon=True)
+        # The thread holds the store only weakly: a store dropped without close() lets its thread end.
+        self._writer = threading.Thread(target=_write_loop, args=(weakref.ref(self),), name="patcode-store", daemon=True)
         self._error: str | None = None
         self._pending = 0
         self._idle = threading.Condition()
@@ -192,23 +213,19 @@ class UsageStore:
         if full:
             self._wake.set()
 
-    def _write_loop(self) -> None:
+    def _drain(self) -> None:
+        """Write every queued row, in batches."""
+        batch: list[tuple[str, Any]] = []
         while True:
-            self._wake.wait(WRITE_INTERVAL)
-            self._wake.clear()
-            batch: list[tuple[str, Any]] = []
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-                if len(batch) >= BATCH:
-                    self._write(batch)
-                    batch = []
-            if batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+            if len(batch) >= BATCH:
                 self._write(batch)
-            if self._stopping:
-                return
+                batch = []
+        if batch:
+            self._write(batch)
 
     def _write(self, batch: Sequence[tuple[str, Any]]) -> None:
         attempts = [row for kind, row in batch if kind == "attempt"]
