@@ -81,7 +81,7 @@ async def run(calls: int) -> None:
             return call
 
         samples: dict[str, list[float]] = {name: [] for name in managers}
-        for name, manager in managers.items():
+        for manager in managers.values():
             await measure(caller(manager), 100)  # warm-up
         for _ in range(max(1, calls // BLOCK)):
             for name, manager in managers.items():

@@ -28,7 +28,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-
 from _loopback import FakeProviderServer, summary
 
 PROMPT = "Write a haiku about fallbacks."

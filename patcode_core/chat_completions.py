@@ -22,8 +22,8 @@ from patcode_core.durations import parse_duration
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import t
-from patcode_core.transport import rate_limit_wait
 from patcode_core.sse import sse_data
+from patcode_core.transport import rate_limit_wait
 from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
 
 #: How long a quick availability check may take, at most.

@@ -18,11 +18,11 @@ from patcode_core.context import ProviderContext, Timeouts
 from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderError
 from patcode_core.i18n import t
 from patcode_core.log import get_logger
-from patcode_core.plugins import PluginHost, describe_exception
-from patcode_core.redact import redact
-from patcode_core.ratelimit import QuotaSnapshot
 from patcode_core.paths import data_dir
+from patcode_core.plugins import PluginHost, describe_exception
 from patcode_core.prices import PriceBook, parse_price_overrides
+from patcode_core.ratelimit import QuotaSnapshot
+from patcode_core.redact import redact
 from patcode_core.router import Router
 from patcode_core.streaming import StreamRunner
 from patcode_core.usage import DATABASE_NAME, UsageLog

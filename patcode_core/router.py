@@ -34,8 +34,8 @@ from patcode_core.plugins import describe_exception
 from patcode_core.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
 from patcode_core.stats import StatsRecorder
 from patcode_core.store import CachedAnswer
-from patcode_core.usage import UsageLog
 from patcode_core.types import CompletionRequest, CompletionResult, ProviderReply, Usage
+from patcode_core.usage import UsageLog
 
 HookCall = Callable[..., Awaitable[Any]]
 TIMEOUT_GRACE = 0.1

@@ -12,14 +12,14 @@ holds one step per version and an older database upgrades in place.
 
 from __future__ import annotations
 
+import operator
 import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-import operator
-import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any

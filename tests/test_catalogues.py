@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import string
 
-import pytest
-
 import patcode_groq
 import patcode_ollama
 import patcode_openai
+import pytest
+
 from patcode_core.i18n import CORE, Catalogue, current_language
 
 CATALOGUES = {"core": CORE, "groq": patcode_groq.MESSAGES, "ollama": patcode_ollama.MESSAGES, "openai": patcode_openai.MESSAGES}

@@ -205,7 +205,7 @@ async def test_fault(
         primary_seen = provider_server.requests("chat")
         fallback_seen = fallback_server.requests("chat")
         assert len(primary_seen) == case.seen
-        gaps = [later["at"] - earlier["at"] for earlier, later in zip(primary_seen, primary_seen[1:])]
+        gaps = [later["at"] - earlier["at"] for earlier, later in zip(primary_seen, primary_seen[1:], strict=False)]
         assert all(gap >= case.min_gap - EPSILON for gap in gaps), gaps
 
         sent = 1 if case.closed_port else case.seen

@@ -61,7 +61,7 @@ async def test_flapping_primary(
     # The first call tries three times and opens the circuit; after that, one probe per cooldown at most.
     probes = outage_hits[3:]
     assert len(probes) <= 1.7 / COOLDOWN + 1
-    assert all(b - a >= COOLDOWN - 0.01 for a, b in zip(outage_hits[2:], outage_hits[3:]))
+    assert all(b - a >= COOLDOWN - 0.01 for a, b in zip(outage_hits[2:], outage_hits[3:], strict=False))
     back = next(at for at, provider in served if provider == "openai")
     assert back - recovered_at <= COOLDOWN + 0.2
     after = [provider for at, provider in served if at > back]
@@ -114,7 +114,7 @@ async def test_a_thousand_concurrent_calls_with_mixed_faults(
     descriptors_before = open_descriptors()
     resident: list[int] = []
     async with LLMManager(host=PluginHost.discover(), env_file=None) as manager:
-        for wave in range(2):
+        for _wave in range(2):
             provider_server.reset()
             fallback_server.reset()
             manager.reset_stats()
