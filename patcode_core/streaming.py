@@ -161,6 +161,11 @@ class StreamRunner:
                     raise
                 raise self._interrupted(broken[0], broken[2], error, failures) from None
             name = opened.context.name
+            if broken is not None:
+                restart = StreamRestarted(broken[0], name, broken[1], broken[2])
+                restarts.append(restart)
+                self._log.warning("stream_restarted", from_provider=broken[0], to_provider=name, reason=broken[1])
+                yield restart
             if isinstance(opened.value, CachedAnswer):  # a cached answer replays as a stream
                 result = self._router.from_cache(opened, failures)
                 yield StreamStarted(name, opened.request.model, 0.0)
@@ -169,11 +174,6 @@ class StreamRunner:
                 yield replace(result, time_to_first_token=0.0, restarts=tuple(restarts))
                 return
             live: LiveStream = opened.value
-            if broken is not None:
-                restart = StreamRestarted(broken[0], name, broken[1], broken[2])
-                restarts.append(restart)
-                self._log.warning("stream_restarted", from_provider=broken[0], to_provider=name, reason=broken[1])
-                yield restart
             answer = _Answer()
             booked = completed = False
             try:

@@ -292,3 +292,29 @@ async def test_turns_are_recorded_with_their_conversation() -> None:
     rows = [row[0] for row in store.query("SELECT conversation FROM attempts ORDER BY id")]
     assert rows == [first, first, agent.conversation] and first != agent.conversation
     await agent.llm_manager.aclose()
+
+
+async def test_a_broken_stream_can_restart_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections.abc import AsyncIterator
+
+    from patcode_core import hookimpl
+    from patcode_core.types import StreamChunk, StreamRestarted
+
+    class Breaks(FakeProvider):
+        @hookimpl
+        async def provider_stream(self, provider: str, request: CompletionRequest, context: object) -> AsyncIterator[StreamChunk]:
+            self.calls.append(request)
+            yield StreamChunk(text="medio ")  # then the stream ends with no end marker
+
+    monkeypatch.setenv("LLM_CACHE", "true")
+    alpha, beta = Breaks("alpha", priority=1), FakeProvider("beta", priority=2)
+    manager = manager_with(alpha, beta)
+    await manager.complete("hola", provider="beta", fallback=False)  # beta's answer is now cached
+    events = [event async for event in manager.stream("hola")]
+    kinds = [type(event).__name__ for event in events]
+    assert kinds[:3] == ["StreamStarted", "TextDelta", "StreamRestarted"]
+    restart = next(event for event in events if isinstance(event, StreamRestarted))
+    assert (restart.from_provider, restart.to_provider, restart.discarded) == ("alpha", "beta", "medio ")
+    assert events[-1].cached and events[-1].text == "beta answers" and events[-1].restarts == (restart,)
+    assert len(beta.calls) == 1
+    await manager.aclose()
