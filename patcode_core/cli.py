@@ -184,9 +184,10 @@ def _cache(facade: SyncLLMManager, words: list[str]) -> int:
 
 def _confirm(question: str) -> bool:
     try:
-        return input(f"{question} [s/N] ").strip().lower() in ("s", "si", "sí", "y", "yes")
+        answer = input(f"{question} {t('cli.confirm_choices')} ").strip().lower()
     except EOFError:
         return False
+    return answer in t("cli.confirm_yes").split(",")
 
 
 def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from patcode_core.durations import parse_duration
+from patcode_core.i18n import t
 from patcode_core.store import UsageStore
 
 _UNITS = {"d": 86400.0, "w": 7 * 86400.0}
@@ -164,14 +165,14 @@ def plot(store: UsageStore, path: Path, since: float | None = None, provider: st
         when = [datetime.fromtimestamp(hour) for hour in hours]
         top.plot(when, [_percentile(by_hour[h], 0.5) for h in hours], marker="o", label=f"{name} p50")
         top.plot(when, [_percentile(by_hour[h], 0.95) for h in hours], linestyle="--", label=f"{name} p95")
-    top.set_ylabel("latency (s)")
+    top.set_ylabel(t("plot.latency"))
     top.legend(loc="upper left")
     width = 1 / 24 / max(1, len(counts))
     for index, (name, by_hour) in enumerate(sorted(counts.items())):
         hours = sorted(by_hour)
         bottom.bar([datetime.fromtimestamp(hour + index * width * 86400) for hour in hours], [by_hour[h] for h in hours],
                    width=width, label=name)
-    bottom.set_ylabel("requests per hour")
+    bottom.set_ylabel(t("plot.requests"))
     bottom.legend(loc="upper left")
     figure.autofmt_xdate()
     figure.tight_layout()

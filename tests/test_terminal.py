@@ -141,3 +141,26 @@ def test_one_shot_chat_streams_on_a_terminal(provider_server: FakeProviderServer
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_spinner_until_the_first_token(session: pexpect.spawn, provider_server: FakeProviderServer) -> None:
+    provider_server.fault("chat", {"type": "delay", "seconds": 0.8})
+    session.send("piensa despacio\r")
+    session.expect_exact("groq pensando...")
+    session.expect_exact("── groq · openai/gpt-oss-120b")
+    session.expect_exact("api says: piensa despacio")
+    session.expect_exact(PROMPT)
+
+
+def test_english_session_and_confirmation(provider_server: FakeProviderServer, tmp_path: Path) -> None:
+    child = spawn(provider_server, tmp_path, PATCODE_LANG="en")
+    child.send("hello\r")
+    child.expect_exact("api says: hello")
+    child.expect_exact(PROMPT)
+    child.send("/llm stats reset\r")
+    child.expect_exact("Delete the whole usage history (every session)? [y/N]")
+    child.send("y\r")
+    child.expect_exact("History deleted (1 rows).")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
