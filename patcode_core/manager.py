@@ -148,7 +148,7 @@ class LLMManager:
         published = {name: context.info.prices for name, context in self._contexts.items()}
         cache_for = frozenset(name for name, context in self._contexts.items() if llm.cache and context.settings.cache)
         return UsageLog(
-            None if llm.stats_store == "off" else data_dir() / DATABASE_NAME,
+            None if llm.stats_store == "off" else lambda: data_dir() / DATABASE_NAME,
             PriceBook(published, parse_price_overrides(llm.prices)),
             cache_for=cache_for,
             cache_ttl=llm.cache_ttl,
@@ -439,7 +439,8 @@ class LLMManager:
     async def aclose(self) -> None:
         """Close every provider's HTTP client and write the pending history."""
         await asyncio.gather(*(context.aclose() for context in self._contexts.values()))
-        await asyncio.to_thread(self.usage.close)
+        if self.usage.opened:
+            await asyncio.to_thread(self.usage.close)
 
     async def __aenter__(self) -> LLMManager:
         return self

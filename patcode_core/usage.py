@@ -49,7 +49,8 @@ class UsageLog:
     memory and ``on_unavailable`` hears why, once: history is then off for
     this process but nothing else changes.
 
-    :param path: the database file, or ``None`` to keep everything in memory (``LLM_STATS_STORE=off``).
+    :param path: the database file (or a function that finds it, called at first use), or ``None``
+        to keep everything in memory (``LLM_STATS_STORE=off``).
     :param prices: the price of each provider's models.
     :param cache_for: providers whose answers may be cached (empty: caching off).
     :param cache_ttl: seconds a cached answer stays valid.
@@ -58,7 +59,7 @@ class UsageLog:
 
     def __init__(
         self,
-        path: Path | None,
+        path: Path | Callable[[], Path] | None,
         prices: PriceBook,
         *,
         cache_for: frozenset[str] = frozenset(),
@@ -66,7 +67,7 @@ class UsageLog:
         log_content: bool = False,
         on_unavailable: Callable[[str], None] = lambda reason: None,
     ) -> None:
-        self.path = path
+        self._path = path
         self._store: UsageStore | None = None
         self._opening = threading.Lock()
         self._on_unavailable = on_unavailable
@@ -82,12 +83,18 @@ class UsageLog:
         if self._store is None:
             with self._opening:
                 if self._store is None:
+                    path = self._path() if callable(self._path) else self._path
                     try:
-                        self._store = UsageStore(self.path)
+                        self._store = UsageStore(path)
                     except StoreUnavailable as exc:
-                        self._unavailable(f"{self.path}: {exc}")
+                        self._unavailable(f"{path}: {exc}")
                         self._store = UsageStore(None)
         return self._store
+
+    @property
+    def opened(self) -> bool:
+        """True once the store was used (so closing it has work to do)."""
+        return self._store is not None
 
     @property
     def persistent(self) -> bool:
