@@ -24,11 +24,11 @@ from patcode_core.prices import PriceBook, parse_price_overrides
 from patcode_core.ratelimit import QuotaSnapshot
 from patcode_core.redact import redact
 from patcode_core.router import Router
-from patcode_core.streaming import StreamRunner
 from patcode_core.usage import DATABASE_NAME, UsageLog
 
 if TYPE_CHECKING:
     from patcode_core.history import ProviderUsage
+    from patcode_core.streaming import StreamRunner
 from patcode_core.stats import ProviderStats, StatsRecorder
 from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, StreamEvent
 
@@ -122,15 +122,7 @@ class LLMManager:
             self._log,
             usage=self.usage,
         )
-        self._streams = StreamRunner(
-            self._router,
-            self._host,
-            self._call,
-            self._log,
-            first_token_timeout=llm.first_token_timeout,
-            idle_timeout=llm.stream_idle_timeout,
-            recovery=llm.stream_recovery,
-        )
+        self._stream_runner: StreamRunner | None = None
         self.auto_fallback: bool = llm.auto_fallback
         configured_order = llm.fallback_entries
         self._fallback = (
@@ -300,9 +292,26 @@ class LLMManager:
         :class:`~patcode_core.errors.StreamInterruptedError` with the partial text.
         """
         route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation)
-        async with aclosing(self._streams.run(route, make_request, use_fallback)) as events:
+        async with aclosing(self._streams().run(route, make_request, use_fallback)) as events:
             async for event in events:
                 yield event
+
+    def _streams(self) -> StreamRunner:
+        """The stream runner, built (and its module imported) on the first stream."""
+        if self._stream_runner is None:
+            from patcode_core.streaming import StreamRunner
+
+            llm = self.settings.llm
+            self._stream_runner = StreamRunner(
+                self._router,
+                self._host,
+                self._call,
+                self._log,
+                first_token_timeout=llm.first_token_timeout,
+                idle_timeout=llm.stream_idle_timeout,
+                recovery=llm.stream_recovery,
+            )
+        return self._stream_runner
 
     def _plan(
         self,

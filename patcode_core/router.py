@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,9 +33,10 @@ from patcode_core.i18n import t
 from patcode_core.plugins import describe_exception
 from patcode_core.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
 from patcode_core.stats import StatsRecorder
-from patcode_core.store import CachedAnswer
-from patcode_core.types import CompletionRequest, CompletionResult, ProviderReply, Usage
-from patcode_core.usage import UsageLog
+from patcode_core.types import CachedAnswer, CompletionRequest, CompletionResult, ProviderReply, Usage
+
+if TYPE_CHECKING:
+    from patcode_core.usage import UsageLog
 
 HookCall = Callable[..., Awaitable[Any]]
 TIMEOUT_GRACE = 0.1

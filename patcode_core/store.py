@@ -24,6 +24,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from patcode_core.types import CachedAnswer
+
 #: One list of statements per schema version; never edit a released step, add one.
 MIGRATIONS: list[list[str]] = [
     # 1: attempts as the first release stored them.
@@ -99,17 +101,6 @@ class Attempt:
 _COLUMNS = [field.name for field in fields(Attempt)]
 _AS_ROW = operator.attrgetter(*_COLUMNS)  # a flat tuple, far cheaper than dataclasses.astuple
 _INSERT = f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
-
-
-@dataclass(frozen=True, slots=True)
-class CachedAnswer:
-    """A cached answer, as stored."""
-
-    text: str
-    finish_reason: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    model: str | None
 
 
 class StoreUnavailable(Exception):

@@ -26,8 +26,8 @@ from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamIn
 from patcode_core.i18n import t
 from patcode_core.plugins import PluginHost
 from patcode_core.router import HookCall, Opened, Router
-from patcode_core.store import CachedAnswer
 from patcode_core.types import (
+    CachedAnswer,
     CompletionRequest,
     CompletionResult,
     ProviderReply,

@@ -102,6 +102,17 @@ class CompletionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """An answer as the response cache keeps it."""
+
+    text: str
+    finish_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    model: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamChunk:
     """One piece of a streamed answer, as a plugin's ``provider_stream`` yields it.
 

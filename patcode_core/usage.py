@@ -17,8 +17,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from patcode_core.prices import PriceBook
-from patcode_core.store import Attempt, CachedAnswer, StoreUnavailable, UsageStore
-from patcode_core.types import CompletionRequest, Usage
+from typing import TYPE_CHECKING
+
+from patcode_core.types import CachedAnswer, CompletionRequest, Usage
+
+if TYPE_CHECKING:
+    from patcode_core.store import UsageStore
 
 DATABASE_NAME = "patcode.db"
 
@@ -83,6 +87,8 @@ class UsageLog:
         if self._store is None:
             with self._opening:
                 if self._store is None:
+                    from patcode_core.store import StoreUnavailable, UsageStore  # sqlite3 only when used
+
                     path = self._path() if callable(self._path) else self._path
                     try:
                         self._store = UsageStore(path)
@@ -132,6 +138,8 @@ class UsageLog:
         answer: str | None = None,
     ) -> None:
         """Queue one history row."""
+        from patcode_core.store import Attempt
+
         store = self.store
         if store.error is not None:
             self._unavailable(f"{store.path}: {store.error}")
