@@ -15,10 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-
-from patcode_core.prices import PriceBook
 from typing import TYPE_CHECKING
 
+from patcode_core.prices import PriceBook
 from patcode_core.types import CachedAnswer, CompletionRequest, Usage
 
 if TYPE_CHECKING:
