@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -170,13 +169,14 @@ def _cache(facade: SyncLLMManager, words: list[str]) -> int:
     if words[0] == "clear":
         print(t("cli.cache_cleared", count=store.clear_cache(words[1] if len(words) > 1 else None)))
         return EXIT_OK
-    store.flush()
-    rows = store.query("SELECT provider, COUNT(*), SUM(LENGTH(text)) FROM cache WHERE expires > ? GROUP BY provider", (time.time(),))
-    hits = dict(store.query("SELECT provider, SUM(cached) FROM attempts GROUP BY provider"))
+    from patcode_core.history import cache_summary
+
+    rows = cache_summary(store)
     enabled = ", ".join(sorted(facade.manager.usage.cache_for)) or t("cli.disabled")
     print(t("cli.cache_title", providers=enabled))
-    for provider, entries, size in rows:
-        print("  " + t("cli.cache_row", provider=provider, entries=entries, kb=f"{(size or 0) / 1024:.1f}", hits=hits.get(provider) or 0))
+    for row in rows:
+        kb = f"{row.size_bytes / 1024:.1f}"
+        print("  " + t("cli.cache_row", provider=row.provider, entries=row.entries, kb=kb, hits=row.hits))
     if not rows:
         print("  " + t("cli.cache_empty"))
     return EXIT_OK

@@ -67,6 +67,27 @@ class ProviderUsage:
         return {**asdict(self), "success_rate": round(self.success_rate, 2)}
 
 
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    """One provider's part of the response cache: live entries, their size, hits so far."""
+
+    provider: str
+    entries: int
+    size_bytes: int
+    hits: int
+
+
+def cache_summary(store: UsageStore, now: float | None = None) -> list[CacheUsage]:
+    """The providers with live cache entries, with their size and how often the cache answered for them."""
+    store.flush()
+    rows = store.query(
+        "SELECT provider, COUNT(*), SUM(LENGTH(text)) FROM cache WHERE expires > ? GROUP BY provider ORDER BY provider",
+        (time.time() if now is None else now,),
+    )
+    hits = dict(store.query("SELECT provider, SUM(cached) FROM attempts GROUP BY provider"))
+    return [CacheUsage(provider, entries, size or 0, hits.get(provider) or 0) for provider, entries, size in rows]
+
+
 def _percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
