@@ -120,7 +120,7 @@ class LLMManager:
             self._missing_error,
             self._host.plugin_of,
             self._log,
-            usage=self.usage,
+            self.usage,
         )
         self._stream_runner: StreamRunner | None = None
         self.auto_fallback: bool = llm.auto_fallback
@@ -305,7 +305,6 @@ class LLMManager:
             self._stream_runner = StreamRunner(
                 self._router,
                 self._host,
-                self._call,
                 self._log,
                 first_token_timeout=llm.first_token_timeout,
                 idle_timeout=llm.stream_idle_timeout,

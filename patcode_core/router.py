@@ -16,9 +16,10 @@ For each provider and model of the route, in order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,7 @@ class Router:
     :param scrub: removes secrets from an error.
     :param missing: the error for a provider whose plugin did not load.
     :param log: the structlog logger.
+    :param usage: prices, usage history and the response cache.
     """
 
     def __init__(
@@ -109,8 +111,8 @@ class Router:
         missing: Callable[[str], ProviderError],
         plugin_of: Callable[[str], str],
         log: Any,
+        usage: UsageLog,
         rng: Callable[[], float] = random.random,
-        usage: UsageLog | None = None,
     ) -> None:
         self._contexts = contexts
         # Read once: these are on every call's path.
@@ -162,9 +164,8 @@ class Router:
         name, model = opened.context.name, opened.request.model
         usage = Usage(hit.input_tokens, hit.output_tokens)
         self._stats.record_cache_hit(name)
-        if self.usage is not None:
-            self.usage.attempt(name, model, "success", request=opened.request, latency=0.0, usage=usage, cost=0.0,
-                               fallback_from=_fallback_from(name, failures), cached=True, answer=hit.text)
+        self.usage.attempt(name, model, "success", request=opened.request, latency=0.0, usage=usage, cost=0.0,
+                           fallback_from=_fallback_from(name, failures), cached=True, answer=hit.text)
         return CompletionResult(
             text=hit.text,
             provider=name,
@@ -225,12 +226,10 @@ class Router:
         """Book a finished answer (statistics, history, cache, circuit, log line); returns its cost."""
         name, model = opened.context.name, opened.request.model
         self._stats.record(name, True, latency, retry=opened.attempts > 1)
-        cost = None
-        if self.usage is not None:
-            cost = self.usage.cost(name, answer.model or model, usage)
-            self.usage.attempt(name, model, "success", request=opened.request, latency=latency, usage=usage, ttft=ttft,
-                               cost=cost, fallback_from=_fallback_from(name, failures), answer=answer.text)
-            self.usage.remember(name, opened.request, answer)
+        cost = self.usage.cost(name, answer.model or model, usage)
+        self.usage.attempt(name, model, "success", request=opened.request, latency=latency, usage=usage, ttft=ttft,
+                           cost=cost, fallback_from=_fallback_from(name, failures), answer=answer.text)
+        self.usage.remember(name, opened.request, answer)
         if opened.circuit.success():
             self._log.info("circuit_closed", provider=name, model=model)
         if any(failure.provider != name for failure in failures):
@@ -240,15 +239,13 @@ class Router:
     def record_failure(self, error: ProviderError, request: CompletionRequest, seconds: float, retry: bool) -> None:
         """Count one request that failed before the provider accepted it."""
         self._stats.record(error.provider, False, seconds, retry=retry)
-        if self.usage is not None:
-            self.usage.attempt(error.provider, request.model, "failure", request=request, error_kind=error.kind.value,
-                               latency=seconds)
+        self.usage.attempt(error.provider, request.model, "failure", request=request, error_kind=error.kind.value,
+                           latency=seconds)
 
     def record_cancelled(self, provider: str, request: CompletionRequest, seconds: float, retry: bool) -> None:
         """Count one request the caller stopped: sent, but no verdict on the provider."""
         self._stats.record(provider, None, seconds, retry=retry)
-        if self.usage is not None:
-            self.usage.attempt(provider, request.model, "cancelled", request=request, latency=seconds)
+        self.usage.attempt(provider, request.model, "cancelled", request=request, latency=seconds)
 
     def broke(self, opened: Opened, error: ProviderError, latency: float, failures: list[ProviderError]) -> None:
         """Book an answer that failed after the provider had accepted it (a stream cut mid-way)."""
@@ -288,7 +285,8 @@ class Router:
             self.fail(failures, context.not_configured_error(model), skipped=True)
             return None
         circuit = self._breakers.get(name, model)
-        if self.usage is not None and name in self.usage.cache_for:
+        request: CompletionRequest | None = None
+        if name in self.usage.cache_for:
             request = make_request(model)
             hit = self.usage.cached(name, request)
             if hit is not None:
@@ -296,7 +294,8 @@ class Router:
         if circuit.state is CircuitState.OPEN:  # the cheapest way past a dead provider
             self.fail(failures, self._circuit_open(context, model, circuit), skipped=True)
             return None
-        request = make_request(model)
+        if request is None:
+            request = make_request(model)
         max_attempts = self._max_attempts
         told_to_wait = False
         while attempts < max_attempts and not deadline.expired:
@@ -411,23 +410,43 @@ class Router:
         # this limit catches what they cannot see, like a body trickled forever.
         provider_limit = context.settings.timeout + TIMEOUT_GRACE
         budget = min(provider_limit, deadline.remaining())
+
+        def to_error(exc: Exception) -> ProviderError:
+            return self.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=budget < provider_limit)
+
+        with self.booked(context, request, retry, to_error) as started:
+            async with asyncio.timeout(budget):
+                reply = await self.reply_of(context, request)
+        return reply, time.perf_counter() - started
+
+    @contextlib.contextmanager
+    def booked(
+        self, context: ProviderContext, request: CompletionRequest, retry: bool, to_error: Callable[[Exception], ProviderError]
+    ) -> Iterator[float]:
+        """Around one request: book its model for the rate-limit headers, and count it if it fails or is cancelled.
+
+        Yields the moment it started. Whatever escapes becomes ``to_error(exc)``.
+        """
         started = time.perf_counter()
         token = ATTEMPT_MODEL.set(request.model)
         try:
-            async with asyncio.timeout(budget):
-                reply = await self._call(context.name, "provider_complete", request=request, context=context)
-            if not isinstance(reply, ProviderReply):
-                raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
+            yield started
         except asyncio.CancelledError:
             self.record_cancelled(context.name, request, time.perf_counter() - started, retry)
             raise
         except Exception as exc:
-            error = self.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=budget < provider_limit)
+            error = to_error(exc)
             self.record_failure(error, request, time.perf_counter() - started, retry)
             raise error from None
         finally:
             ATTEMPT_MODEL.reset(token)
-        return reply, time.perf_counter() - started
+
+    async def reply_of(self, context: ProviderContext, request: CompletionRequest) -> ProviderReply:
+        """The provider's ``provider_complete`` answer, checked to be a ProviderReply."""
+        reply = await self._call(context.name, "provider_complete", request=request, context=context)
+        if not isinstance(reply, ProviderReply):
+            raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
+        return reply
 
     def as_provider_error(
         self, exc: Exception, context: ProviderContext, model: str, deadline: Deadline, *, cut_by_deadline: bool
@@ -463,8 +482,7 @@ class Router:
         failures.append(error)
         if skipped:
             self._stats.record_skip(error.provider)
-            if self.usage is not None:
-                self.usage.attempt(error.provider, error.model or "", "skipped", error_kind=error.kind.value)
+            self.usage.attempt(error.provider, error.model or "", "skipped", error_kind=error.kind.value)
             self._log.info("provider_skipped", provider=error.provider, error=error.message)
         else:
             self._log.warning(

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from patcode_core.config import FallbackEntry
-from patcode_core.context import ATTEMPT_MODEL, ProviderContext
+from patcode_core.context import ProviderContext
 from patcode_core.deadline import Deadline
 from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamInterruptedError
 from patcode_core.i18n import t
 from patcode_core.plugins import PluginHost
-from patcode_core.router import HookCall, Opened, Router
+from patcode_core.router import Opened, Router
 from patcode_core.types import (
     CachedAnswer,
     CompletionRequest,
@@ -119,7 +119,6 @@ class StreamRunner:
 
     :param router: walks the route and books successes and failures.
     :param host: to find each provider's ``provider_stream``.
-    :param call: runs a hook (for providers that only complete).
     :param first_token_timeout: ``LLM_FIRST_TOKEN_TIMEOUT``.
     :param idle_timeout: ``LLM_STREAM_IDLE_TIMEOUT``.
     :param recovery: ``restart`` or ``error`` (``LLM_STREAM_RECOVERY``).
@@ -129,7 +128,6 @@ class StreamRunner:
         self,
         router: Router,
         host: PluginHost,
-        call: HookCall,
         log: Any,
         *,
         first_token_timeout: float,
@@ -138,7 +136,6 @@ class StreamRunner:
     ) -> None:
         self._router = router
         self._host = host
-        self._call = call
         self._log = log
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
@@ -235,27 +232,21 @@ class StreamRunner:
         """Start the stream and wait for its first text, inside the first-token limit and the deadline."""
         limit = min(self.first_token_timeout, context.settings.timeout)
         budget = min(limit, deadline.remaining())
-        started = time.perf_counter()
-        token = ATTEMPT_MODEL.set(request.model)
         chunks: AsyncIterator[StreamChunk] | None = None
-        try:
-            async with asyncio.timeout(budget):
-                chunks = await self._chunks(context, request)
-                first = await self._first_text(chunks, context, request.model)
-        except asyncio.CancelledError:
-            await self._close_quietly(context, chunks)
-            self._router.record_cancelled(context.name, request, time.perf_counter() - started, retry)
-            raise
-        except Exception as exc:
-            await self._close_quietly(context, chunks)
+
+        def to_error(exc: Exception) -> ProviderError:
             if isinstance(exc, TimeoutError) and budget >= limit:
-                error = self._no_first_token(context, request.model, limit)
-            else:
-                error = self._router.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=True)
-            self._router.record_failure(error, request, time.perf_counter() - started, retry)
-            raise error from None
-        finally:
-            ATTEMPT_MODEL.reset(token)
+                return self._no_first_token(context, request.model, limit)
+            return self._router.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=True)
+
+        with self._router.booked(context, request, retry, to_error) as started:
+            try:
+                async with asyncio.timeout(budget):
+                    chunks = await self._chunks(context, request)
+                    first = await self._first_text(chunks, context, request.model)
+            except BaseException:
+                await self._close_quietly(context, chunks)
+                raise
         waited = time.perf_counter() - started
         return LiveStream(chunks, first, started, waited, context.slots.release), waited
 
@@ -263,10 +254,7 @@ class StreamRunner:
         """The provider's chunks: its ``provider_stream``, or its whole answer as one chunk."""
         caller = self._host.caller("provider_stream", context.name)
         if not caller.get_hookimpls():
-            reply = await self._call(context.name, "provider_complete", request=request, context=context)
-            if not isinstance(reply, ProviderReply):
-                raise TypeError(t("plugin.bad_reply", got=type(reply).__name__))
-            return _whole_answer(reply)
+            return _whole_answer(await self._router.reply_of(context, request))
         result = caller(provider=context.name, request=request, context=context)
         if inspect.isawaitable(result):
             result = await result
