@@ -26,6 +26,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("PATCODE_LANG", "es")
     monkeypatch.setenv("PATCODE_HOME", str(tmp_path / "patcode-home"))  # never the real user data directory
     monkeypatch.chdir(tmp_path)
+    from patcode_core.redact import forget_all
+
+    forget_all()  # secrets registered by an earlier test's settings
     return tmp_path
 
 

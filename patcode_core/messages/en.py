@@ -188,4 +188,8 @@ MESSAGES: dict[str, str] = {
     "cli.first_token": "first token {seconds}s",
     "cli.tokens": "{count} tokens",
     "cli.history_off": "⚠ Cannot keep the history in {file} ({error}); this session will not save it",
+    # -- security and hardening (issue 9) --
+    # -- settings (issue 9) --
+    # -- store (issue 9) --
+    # -- parsers (issue 9) --
 }

@@ -188,4 +188,8 @@ MESSAGES: dict[str, str] = {
     "cli.first_token": "primer token {seconds}s",
     "cli.tokens": "{count} tokens",
     "cli.history_off": "⚠ No se puede guardar el historial en {file} ({error}); esta sesión no lo guardará",
+    # -- security and hardening (issue 9) --
+    # -- settings (issue 9) --
+    # -- store (issue 9) --
+    # -- parsers (issue 9) --
 }
