@@ -113,6 +113,7 @@ async def read_stream(
 
     A body that ends without ``[DONE]`` after a ``finish_reason`` is complete
     and ends at once; without either it ends with no ``done`` chunk (broken).
+    ``[DONE]`` before any ``finish_reason`` is a cut answer and raises.
     Usage comes from the ``include_usage`` chunk or ``Dialect.stream_usage_in``.
     """
     finish: str | None = None
@@ -122,6 +123,9 @@ async def read_stream(
     skipped = 0
     async for data in events:
         if data.strip() == "[DONE]":
+            if finish is None:
+                # llama.cpp's server closes an interrupted generation this way: a cut answer, not a whole one.
+                raise context.error(ErrorKind.CONNECTION, t("error.done_without_finish"), t("suggest.retry_later"), model=model)
             yield StreamChunk(finish_reason=finish, usage=usage, model=answering_model, done=True, extra=extra)
             return
         try:
@@ -183,12 +187,21 @@ def _stream_usage(event: dict[str, Any], extra: dict[str, Any], usage_in: str | 
 
 
 def in_band_error(context: ProviderContext, error: object, model: str) -> ProviderError:
-    """An error sent inside a 200 stream, with the kind its code or type names."""
+    """An error sent inside a 200 answer or stream, with the kind its code or type names."""
     fields = error if isinstance(error, dict) else {"message": str(error)}
     detail = str(fields.get("message") or fields)[:_DETAIL_LIMIT]
     code = str(fields.get("code") or fields.get("type") or "")
+    if code == "insufficient_quota" or fields.get("type") == "insufficient_quota":
+        return context.error(ErrorKind.QUOTA_EXHAUSTED, t("error.quota", detail=detail), t("suggest.billing"), model=model)
     if code in ("rate_limit_exceeded", "tokens", "requests"):
         return context.error(ErrorKind.RATE_LIMIT, t("error.rate_limit", detail=detail), t("suggest.rate_limit"), model=model)
+    if code in ("invalid_api_key", "authentication_error", "permission_denied"):
+        key_var = context.info.key_env or context.var("api_key")
+        return context.error(ErrorKind.AUTHENTICATION, t("error.auth", status=200, detail=detail), t("suggest.check_key", var=key_var), model=model)
+    if code in ("model_not_found", "model_decommissioned"):
+        return context.error(
+            ErrorKind.MODEL_NOT_FOUND, t("error.model_not_found", model=model), t("suggest.choose_model", var=context.var("model"), url=""), model=model
+        )
     if code == "context_length_exceeded":
         return context.error(ErrorKind.CONTEXT_LENGTH, t("error.context_length", detail=detail), t("suggest.shorten"), model=model)
     if code in ("content_filter", "content_policy_violation"):
@@ -214,6 +227,8 @@ def parse_reply(context: ProviderContext, response: httpx.Response, model: str) 
     """Read a 200 chat-completion body; anything unusable is a MALFORMED_RESPONSE."""
     body = _json_body(context, response, model)
     choices = body.get("choices") if isinstance(body, dict) else None
+    if choices is None and isinstance(body, dict) and body.get("error") is not None:
+        raise in_band_error(context, body["error"], model)  # an error object sent with status 200
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise context.error(
             ErrorKind.MALFORMED_RESPONSE, t("error.malformed", detail="no choices"), t("suggest.retry_later"), model=model
@@ -297,6 +312,8 @@ def error_from_response(
     def make(kind: ErrorKind, message: str, suggestion: str, retry_after: float | None = None) -> ProviderError:
         return context.error(kind, message, suggestion, status_code=status, retry_after=retry_after, model=model)
 
+    if 300 <= status < 400:
+        return context.redirect_error(response, model)
     if code == "insufficient_quota" or error_type == "insufficient_quota":
         return make(ErrorKind.QUOTA_EXHAUSTED, t("error.quota", detail=detail), dialect.billing_hint or t("suggest.billing"))
     if status == 429:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from patcode_core import __version__
-from patcode_core.errors import ConfigError, PatCodeError
+from patcode_core.errors import ConfigError, PatCodeError, UsageError
 from patcode_core.i18n import t
 
 if TYPE_CHECKING:
@@ -61,10 +61,10 @@ def _facade() -> SyncLLMManager:
 
 
 def _print_answer(facade: SyncLLMManager, result: object) -> None:
-    from patcode_core.render import answer_header, answer_notes
+    from patcode_core.render import answer_header, answer_notes, answer_text
 
     print(answer_header(result))  # type: ignore[arg-type]
-    print(result.text)  # type: ignore[attr-defined]
+    print(answer_text(result))  # type: ignore[arg-type]
     for note in answer_notes(result, facade.manager.settings.llm.max_tokens):  # type: ignore[arg-type]
         print(note, file=sys.stderr)
 
@@ -85,7 +85,7 @@ def persist_default_provider(name: str, path: Path) -> None:
 
 def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bool) -> int:
     """Run ``providers``, ``switch NAME``, ``stats ...``, ``test NAME`` or ``cache stats|clear [NAME]``."""
-    from patcode_core.render import providers_block
+    from patcode_core.render import answer_text, printable, providers_block
 
     if not words:
         print(t("cli.llm_usage"), file=sys.stderr)
@@ -101,7 +101,7 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
         return _cache(facade, args)
     if command == "switch" and len(args) == 1:
         name = facade.switch(args[0])
-        print(t("cli.switched", provider=name))
+        print(t("cli.switched", provider=printable(name)))
         if not facade.manager.is_configured(name):
             print(t("cli.switched_unconfigured", provider=name), file=sys.stderr)
         if persist:
@@ -112,8 +112,8 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
         return EXIT_OK
     if command == "test" and len(args) == 1:
         result = facade.test(args[0])
-        print(t("cli.test_ok", provider=result.provider, model=result.model, seconds=f"{result.latency:.2f}"))
-        print(result.text.strip())
+        print(t("cli.test_ok", provider=printable(result.provider), model=printable(result.model), seconds=f"{result.latency:.2f}"))
+        print(answer_text(result).strip())
         return EXIT_OK
     print(t("cli.llm_usage"), file=sys.stderr)
     return EXIT_USAGE
@@ -155,7 +155,8 @@ def _stats(facade: SyncLLMManager, words: list[str]) -> int:
         print(t("cli.plot_written", file=path))
         return EXIT_OK
     if options.json:
-        print(json.dumps({"providers": [usage.as_dict() for usage in figures], "since": since}, ensure_ascii=False, indent=2))
+        # ASCII JSON: a model name with control or bidi characters reaches the terminal escaped.
+        print(json.dumps({"providers": [usage.as_dict() for usage in figures], "since": since}, ensure_ascii=True, indent=2))
         return EXIT_OK
     print(stats_block(manager, figures))
     if not manager.usage.persistent:
@@ -165,6 +166,8 @@ def _stats(facade: SyncLLMManager, words: list[str]) -> int:
 
 def _cache(facade: SyncLLMManager, words: list[str]) -> int:
     """``llm cache stats`` (entries and hits per provider) or ``llm cache clear [NAME]``."""
+    from patcode_core.render import printable
+
     store = facade.manager.usage.store
     if words[0] == "clear":
         print(t("cli.cache_cleared", count=store.clear_cache(words[1] if len(words) > 1 else None)))
@@ -176,7 +179,7 @@ def _cache(facade: SyncLLMManager, words: list[str]) -> int:
     print(t("cli.cache_title", providers=enabled))
     for row in rows:
         kb = f"{row.size_bytes / 1024:.1f}"
-        print("  " + t("cli.cache_row", provider=row.provider, entries=row.entries, kb=kb, hits=row.hits))
+        print("  " + t("cli.cache_row", provider=printable(row.provider), entries=row.entries, kb=kb, hits=row.hits))
     if not rows:
         print("  " + t("cli.cache_empty"))
     return EXIT_OK
@@ -204,7 +207,9 @@ def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
     elif command == "llm":
         guard(lambda: run_llm_command(facade, words[1:], persist=False))
     else:
-        print(t("cli.unknown_command", command=line.split()[0]), file=sys.stderr)
+        from patcode_core.render import printable
+
+        print(t("cli.unknown_command", command=printable(line.split()[0])), file=sys.stderr)
     return True
 
 
@@ -214,7 +219,7 @@ def guard(action: Callable[[], int]) -> int:
 
     try:
         return action()
-    except ConfigError as error:
+    except (ConfigError, UsageError) as error:
         print(error_text(error), file=sys.stderr)
         return EXIT_USAGE
     except PatCodeError as error:
@@ -234,8 +239,9 @@ def _chat(facade: SyncLLMManager, args: argparse.Namespace) -> int:
     options = {"provider": args.provider, "model": args.model, "fallback": False if args.no_fallback else None}
     if sys.stdout.isatty():
         from patcode_core.console import AnswerPrinter
+        from patcode_core.safe_text import colors_on
 
-        printer = AnswerPrinter(sys.stdout, color=True, max_tokens=facade.manager.settings.llm.max_tokens)
+        printer = AnswerPrinter(sys.stdout, color=colors_on(sys.stdout), max_tokens=facade.manager.settings.llm.max_tokens)
         for event in facade.stream(args.prompt, **options):
             printer.show(event)
         return EXIT_OK
@@ -255,8 +261,25 @@ def _dispatch(args: argparse.Namespace) -> int:
         facade.close()
 
 
+def _tolerant_streams() -> None:
+    """Never die on text the terminal cannot encode or input that is not UTF-8.
+
+    Output is cleaned before it is printed (:mod:`patcode_core.safe_text`);
+    this is the last net. Lines read from a pipe that are not UTF-8 keep
+    their bytes as surrogates, which the prompt check turns into a usage error.
+    """
+    for stream, errors in ((sys.stdout, "backslashreplace"), (sys.stderr, "backslashreplace"), (sys.stdin, "surrogateescape")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors=errors)
+            except (ValueError, OSError):  # a detached or closed stream
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``patcode``; never shows a traceback unless ``PATCODE_DEBUG=1``."""
+    _tolerant_streams()
     args = _parser().parse_args(argv)
     try:
         return guard(lambda: _dispatch(args))
@@ -267,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("PATCODE_DEBUG"):
             traceback.print_exc()
         from patcode_core.plugins import describe_exception
-        from patcode_core.redact import redact
+        from patcode_core.render import error_text
 
-        print(f"❌ {t('error.unexpected', error=redact(describe_exception(exc)))}", file=sys.stderr)
+        print(error_text(t("error.unexpected", error=describe_exception(exc))), file=sys.stderr)
         return EXIT_FAILED

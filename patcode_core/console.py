@@ -13,6 +13,7 @@ import threading
 from typing import TextIO
 
 from patcode_core.i18n import t
+from patcode_core.safe_text import for_terminal, for_terminal_line
 from patcode_core.types import CompletionResult, StreamRestarted, StreamStarted, TextDelta
 
 FENCE = "```"
@@ -23,12 +24,14 @@ _DIM, _CODE, _WARN, _RESET = "\x1b[2m", "\x1b[36m", "\x1b[33m", "\x1b[0m"
 class Spinner:
     """A one-line "thinking" indicator on ``out``, redrawn by a daemon thread until stopped.
 
-    Safe to stop twice; prints nothing when ``out`` is not a terminal.
+    Safe to stop twice; prints nothing when ``out`` is not a terminal; dim
+    only when ``color`` is on.
     """
 
-    def __init__(self, out: TextIO, text: str, interval: float = 0.08) -> None:
+    def __init__(self, out: TextIO, text: str, interval: float = 0.08, *, color: bool = True) -> None:
         self._out = out
         self._text = text
+        self._style, self._reset = (_DIM, _RESET) if color else ("", "")
         self._interval = interval
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -47,7 +50,7 @@ class Spinner:
             with self._lock:
                 if self._stop.is_set():
                     return
-                self._out.write(f"\r{_DIM}{frame} {self._text}{_RESET}")
+                self._out.write(f"\r{self._style}{frame} {self._text}{self._reset}")
                 self._out.flush()
                 self._shown = True
             if self._stop.wait(self._interval):
@@ -88,8 +91,8 @@ class MarkdownStream:
         self.at_line_start = True
 
     def feed(self, text: str) -> None:
-        """Write ``text`` (any size, any split)."""
-        for char in text:
+        """Write ``text`` (any size, any split), its control and invisible characters shown escaped."""
+        for char in for_terminal(text):
             if self._line is None:
                 self._write(char)
                 if char == "\n":
@@ -179,12 +182,17 @@ class AnswerPrinter:
     def show(self, event: object) -> None:
         """Print one stream event."""
         if isinstance(event, StreamStarted):
-            self._line(self._dim(t("cli.stream_header", provider=event.provider, model=event.model)))
+            header = t("cli.stream_header", provider=for_terminal_line(event.provider), model=for_terminal_line(event.model))
+            self._line(self._dim(header))
         elif isinstance(event, TextDelta):
             self._text.feed(event.text)
         elif isinstance(event, StreamRestarted):
             self._text.finish()
-            notice = t("cli.stream_restarted", provider=event.to_provider, reason=event.reason.rstrip("."))
+            notice = t(
+                "cli.stream_restarted",
+                provider=for_terminal_line(event.to_provider),
+                reason=for_terminal_line(event.reason.rstrip(".")),
+            )
             self._line(f"{_WARN}{notice}{_RESET}" if self._color else notice)
         elif isinstance(event, CompletionResult):
             self._text.finish()

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from patcode_core.bounded_body import DEFAULT_MAX_RESPONSE_BYTES, ResponseTooLarge, bound_response
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
 from patcode_core.provider_settings import ProviderSettings
@@ -94,16 +95,26 @@ class ProviderContext:
 
     The client is created on first use with ``base_url``, the connect and
     first-byte limits of :class:`Timeouts` (never above the provider's
-    timeout), and is closed by the manager. It reads the ``x-ratelimit-*`` and
+    timeout), reads at most ``max_response_bytes`` decoded bytes of any answer
+    (:mod:`patcode_core.bounded_body`), never follows a redirect (a key must
+    not travel to another host), and is closed by the manager. It reads the ``x-ratelimit-*`` and
     ``Retry-After`` headers of every answer into :attr:`quota` by itself, so
     a plugin that uses it gets rate-limit awareness for free. Plugins send
     their key per request, never store it on the client.
     """
 
-    def __init__(self, info: ProviderInfo, settings: ProviderSettings, timeouts: Timeouts | None = None) -> None:
+    def __init__(
+        self,
+        info: ProviderInfo,
+        settings: ProviderSettings,
+        timeouts: Timeouts | None = None,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self.info = info
         self.settings = settings
         self.timeouts = timeouts or Timeouts()
+        self.max_response_bytes = max_response_bytes
         self.requests_per_minute = RequestsPerMinute(settings.rpm)
         self.quota = QuotaTracker()
         #: At most MAX_CONNECTIONS requests in flight; the rest wait here, in order.
@@ -139,9 +150,13 @@ class ProviderContext:
                 headers={"User-Agent": USER_AGENT},
                 limits=limits,
                 **_tls_options(limits),
-                event_hooks={"response": [self._observe_rate_limits]},
+                event_hooks={"response": [self._bound_body, self._observe_rate_limits]},
+                follow_redirects=False,
             )
         return self._client
+
+    async def _bound_body(self, response: httpx.Response) -> None:
+        bound_response(response, self.max_response_bytes)
 
     async def _observe_rate_limits(self, response: httpx.Response) -> None:
         model = ATTEMPT_MODEL.get()
@@ -206,6 +221,49 @@ class ProviderContext:
             url_var=self.var("base_url"),
             timeout_var=timeout_var,
             unreachable_suggestion=unreachable_suggestion,
+            model=model,
+        )
+
+    def redirect_error(self, response: httpx.Response, model: str | None = None) -> ProviderError:
+        """A 3xx: the base URL points somewhere else. Not followed (the key must not travel), falls back."""
+        location = response.headers.get("location", "?")[:200]
+        return self.error(
+            ErrorKind.ENDPOINT_NOT_FOUND,
+            t("error.redirect", status=response.status_code, location=location),
+            t("suggest.redirect", var=self.var("base_url")),
+            status_code=response.status_code,
+            model=model,
+        )
+
+    def error_from_exception(self, exc: Exception, plugin: str, model: str | None = None) -> ProviderError:
+        """The ProviderError for an exception the plugin let escape (secrets removed).
+
+        Network failures keep their kinds; an answer past the byte limit, a
+        body that cannot be decoded and JSON nested too deep to read are the
+        provider's malformed answers; anything else is the plugin's own bug.
+        """
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, httpx.TransportError):
+            return self.transport_error(exc, model=model)
+        if isinstance(exc, ResponseTooLarge):
+            return self.error(
+                ErrorKind.MALFORMED_RESPONSE,
+                t("error.response_too_large", limit=exc.limit),
+                t("suggest.response_too_large", var=self.var("base_url")),
+                model=model,
+            )
+        if isinstance(exc, httpx.DecodingError | RecursionError):
+            detail = "JSON nested too deep" if isinstance(exc, RecursionError) else str(exc)
+            return self.error(
+                ErrorKind.MALFORMED_RESPONSE, t("error.malformed", detail=detail), t("suggest.retry_later"), model=model
+            )
+        from patcode_core.plugins import describe_exception
+
+        return self.error(
+            ErrorKind.PLUGIN_ERROR,
+            t("error.plugin_failed", plugin=plugin, error=describe_exception(exc)),
+            t("suggest.plugin_broken", plugin=plugin),
             model=model,
         )
 

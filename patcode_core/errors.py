@@ -92,6 +92,10 @@ class ConfigError(PatCodeError):
     """A setting has a value PatCode cannot use (names the variable and the fix)."""
 
 
+class UsageError(PatCodeError):
+    """The caller's input cannot be used: an empty prompt, text that is not valid UTF-8, a bad message list."""
+
+
 class ProviderError(PatCodeError):
     """A provider could not answer.
 

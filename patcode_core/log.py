@@ -19,6 +19,7 @@ from typing import Any
 
 from patcode_core.i18n import t
 from patcode_core.redact import redact
+from patcode_core.safe_text import for_terminal_line
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
@@ -56,10 +57,15 @@ def _sentence(event: str, fields: dict[str, Any]) -> str:
         return f"{event} {extras}".strip()
 
 
+def _clean(value: Any) -> Any:
+    """A field as it may be written: secrets removed, controls and newlines shown escaped."""
+    return for_terminal_line(redact(value if isinstance(value, str) else str(value)))
+
+
 def _render_human(_: object, method: str, event_dict: dict[str, Any]) -> str:
     event = str(event_dict.pop("event"))
     event_dict.pop("level", None)
-    sentence = redact(_sentence(event, event_dict))
+    sentence = _sentence(event, {key: _clean(value) for key, value in event_dict.items()})
     if event in _PLAIN_EVENTS:
         return sentence
     return f"[{method.upper()}] {sentence}"
@@ -67,9 +73,10 @@ def _render_human(_: object, method: str, event_dict: dict[str, Any]) -> str:
 
 def _render_json(_: object, method: str, event_dict: dict[str, Any]) -> str:
     event = str(event_dict.get("event"))
-    fields = {k: v for k, v in event_dict.items() if k != "event"}
+    fields = {k: redact(v) if isinstance(v, str) else v for k, v in event_dict.items() if k != "event"}
     record = {"level": method, "event": event, **fields, "message": _sentence(event, dict(fields))}
-    return redact(json.dumps(record, ensure_ascii=False, default=str))
+    # ASCII JSON: control, bidi and invisible characters travel as \u escapes, never raw.
+    return redact(json.dumps(record, ensure_ascii=True, default=str))
 
 
 def _build_logger(level: int, as_json: bool) -> Any:

@@ -15,11 +15,11 @@ import httpx
 from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitStatus
 from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
 from patcode_core.context import ProviderContext, Timeouts
-from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderError
+from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderError, UsageError
 from patcode_core.i18n import t
 from patcode_core.log import get_logger
 from patcode_core.paths import data_dir
-from patcode_core.plugins import PluginHost, describe_exception
+from patcode_core.plugins import PluginHost
 from patcode_core.prices import PriceBook, parse_price_overrides
 from patcode_core.ratelimit import QuotaSnapshot
 from patcode_core.redact import redact
@@ -57,20 +57,37 @@ class ProviderStatus:
 MessagesInput = str | Sequence[Message | Mapping[str, str]]
 
 
+def _encodable(text: str) -> bool:
+    """True when ``text`` can be sent as UTF-8 (no lone surrogates: bytes that were not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def to_messages(prompt: MessagesInput) -> tuple[Message, ...]:
-    """A prompt string or a message list as validated :class:`Message` values."""
+    """A prompt string or a message list as validated :class:`Message` values.
+
+    :raises UsageError: for an empty prompt, a bad role, or text that is not
+        valid UTF-8 (a prompt typed in another encoding reaches Python as lone surrogates).
+    """
     if isinstance(prompt, str):
         if not prompt.strip():
-            raise PatCodeError(t("error.empty_prompt"))
-        return (Message("user", prompt),)
-    messages = []
-    for item in prompt:
-        role, content = (item.role, item.content) if isinstance(item, Message) else (item.get("role"), item.get("content"))
-        if role not in ROLES or not isinstance(content, str):
-            raise PatCodeError(t("error.bad_message", role=role, roles=", ".join(ROLES)))
-        messages.append(Message(role, content))
-    if not messages:
-        raise PatCodeError(t("error.empty_prompt"))
+            raise UsageError(t("error.empty_prompt"))
+        messages = [Message("user", prompt)]
+    else:
+        messages = []
+        for item in prompt:
+            role, content = (item.role, item.content) if isinstance(item, Message) else (item.get("role"), item.get("content"))
+            if role not in ROLES or not isinstance(content, str):
+                raise UsageError(t("error.bad_message", role=role, roles=", ".join(ROLES)))
+            messages.append(Message(role, content))
+        if not messages:
+            raise UsageError(t("error.empty_prompt"))
+    for message in messages:
+        if not _encodable(message.content):
+            raise UsageError(t("error.prompt_not_utf8"), t("suggest.prompt_not_utf8"))
     return tuple(messages)
 
 
@@ -382,18 +399,8 @@ class LLMManager:
             )
         except TimeoutError:
             return Availability.from_error(context.transport_error(httpx.ReadTimeout("status check")))
-        except httpx.TransportError as exc:
-            return Availability.from_error(context.transport_error(exc))
-        except ProviderError as error:
-            return Availability.from_error(self._scrub(error))
         except Exception as exc:  # a plugin bug shows as a ❌ row, not a crash
-            plugin = self._host.plugin_of(name)
-            return Availability(
-                False,
-                self._scrub_text(t("error.plugin_failed", plugin=plugin, error=describe_exception(exc))),
-                t("suggest.plugin_broken", plugin=plugin),
-                ErrorKind.PLUGIN_ERROR,
-            )
+            return Availability.from_error(self._scrub(context.error_from_exception(exc, self._host.plugin_of(name))))
         if not isinstance(answer, Availability):
             return Availability(False, t("plugin.bad_reply", got=type(answer).__name__), "", ErrorKind.PLUGIN_ERROR)
         return answer

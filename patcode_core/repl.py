@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from patcode_core.console import AnswerPrinter, Spinner
 from patcode_core.i18n import t
 from patcode_core.log import before_each_line
+from patcode_core.safe_text import colors_on, for_terminal_line
 from patcode_core.types import CompletionResult
 
 if TYPE_CHECKING:
@@ -93,8 +94,10 @@ def _plain_reader() -> Callable[[], str]:
 def stream_answer(facade: SyncLLMManager, agent: PatAgent, text: str) -> None:
     """Stream one turn into the terminal; the conversation keeps it only if it finished."""
     out = sys.stdout
-    printer = AnswerPrinter(out, color=out.isatty(), max_tokens=facade.manager.settings.llm.max_tokens)
-    spinner = Spinner(out, t("cli.thinking", provider=facade.get_current_provider() or "-")).start()
+    color = colors_on(out)
+    printer = AnswerPrinter(out, color=color, max_tokens=facade.manager.settings.llm.max_tokens)
+    provider = for_terminal_line(facade.get_current_provider() or "-")
+    spinner = Spinner(out, t("cli.thinking", provider=provider), color=color).start()
     before_each_line(spinner.clear)
     try:
         for event in facade.stream(agent.messages_for(text), conversation=agent.conversation):
@@ -121,7 +124,7 @@ def run_session(facade: SyncLLMManager, on_command: Callable[[str, PatAgent], bo
 
     agent = PatAgent(facade.manager)
     read = _terminal_reader(facade.manager.installed) if sys.stdin.isatty() and sys.stdout.isatty() else _plain_reader()
-    print(t("cli.welcome", provider=facade.get_current_provider() or "-"))
+    print(t("cli.welcome", provider=for_terminal_line(facade.get_current_provider() or "-")))
     while True:
         try:
             line = read().strip()

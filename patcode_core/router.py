@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 
 from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitState
 from patcode_core.config import FallbackEntry, LLMConfig
@@ -31,7 +30,6 @@ from patcode_core.context import ATTEMPT_MODEL, ProviderContext
 from patcode_core.deadline import Deadline
 from patcode_core.errors import AllProvidersFailedError, ErrorKind, ProviderError
 from patcode_core.i18n import t
-from patcode_core.plugins import describe_exception
 from patcode_core.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
 from patcode_core.stats import StatsRecorder
 from patcode_core.types import CachedAnswer, CompletionRequest, CompletionResult, ProviderReply, Usage
@@ -456,18 +454,7 @@ class Router:
             return self._scrub(exc)
         if isinstance(exc, TimeoutError):
             return self._timed_out(context, model, cut_by_deadline, deadline)
-        if isinstance(exc, httpx.TransportError):
-            return self._scrub(context.transport_error(exc, model=model))
-        plugin = self._plugin_of(context.name)  # a plugin bug must not stop the fallback
-        return self._scrub(
-            ProviderError(
-                context.name,
-                ErrorKind.PLUGIN_ERROR,
-                t("error.plugin_failed", plugin=plugin, error=describe_exception(exc)),
-                t("suggest.plugin_broken", plugin=plugin),
-                model=model,
-            )
-        )
+        return self._scrub(context.error_from_exception(exc, self._plugin_of(context.name), model))
 
     # -- errors --------------------------------------------------------
 

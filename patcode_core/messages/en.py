@@ -189,6 +189,13 @@ MESSAGES: dict[str, str] = {
     "cli.tokens": "{count} tokens",
     "cli.history_off": "⚠ Cannot keep the history in {file} ({error}); this session will not save it",
     # -- security and hardening (issue 9) --
+    "error.redirect": "the provider redirected the request (HTTP {status} to {location}); PatCode does not follow redirects so the key never travels to another host",
+    "suggest.redirect": "Check {var}: if the new address is trusted, set it as it is",
+    "error.done_without_finish": "the stream ended with [DONE] and no finish_reason: the answer was cut",
+    "error.prompt_not_utf8": "The prompt is not valid UTF-8 text (it has bytes in another encoding)",
+    "suggest.prompt_not_utf8": "Write the prompt in UTF-8 (check your terminal's encoding: locale charmap should say UTF-8)",
+    "error.response_too_large": "the answer went past {limit} bytes (LLM_MAX_RESPONSE_BYTES); PatCode stopped reading it",
+    "suggest.response_too_large": "If the answer is legitimate, raise LLM_MAX_RESPONSE_BYTES; otherwise check {var}",
     # -- settings (issue 9) --
     # -- store (issue 9) --
     # -- parsers (issue 9) --

@@ -189,6 +189,13 @@ MESSAGES: dict[str, str] = {
     "cli.tokens": "{count} tokens",
     "cli.history_off": "⚠ No se puede guardar el historial en {file} ({error}); esta sesión no lo guardará",
     # -- security and hardening (issue 9) --
+    "error.redirect": "el provider redirigió la petición (HTTP {status} a {location}); PatCode no sigue redirecciones para que la clave no viaje a otro host",
+    "suggest.redirect": "Revisa {var}: si la nueva dirección es de confianza, ponla tal cual",
+    "error.done_without_finish": "el stream terminó con [DONE] sin finish_reason: la respuesta quedó cortada",
+    "error.prompt_not_utf8": "El prompt no es texto UTF-8 válido (tiene bytes en otra codificación)",
+    "suggest.prompt_not_utf8": "Escribe el prompt en UTF-8 (revisa la codificación de tu terminal: locale charmap debería decir UTF-8)",
+    "error.response_too_large": "la respuesta pasó de {limit} bytes (LLM_MAX_RESPONSE_BYTES); PatCode dejó de leerla",
+    "suggest.response_too_large": "Si la respuesta es legítima, sube LLM_MAX_RESPONSE_BYTES; si no, revisa {var}",
     # -- settings (issue 9) --
     # -- store (issue 9) --
     # -- parsers (issue 9) --

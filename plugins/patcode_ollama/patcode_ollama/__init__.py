@@ -141,6 +141,8 @@ def _http_error(context: ProviderContext, response: httpx.Response, model: str) 
     def make(kind: ErrorKind, message: str, suggestion: str, retry_after: float | None = None) -> ProviderError:
         return context.error(kind, message, suggestion, status_code=status, retry_after=retry_after, model=model)
 
+    if 300 <= status < 400:
+        return context.redirect_error(response, model)
     if status in (401, 403):
         return make(ErrorKind.AUTHENTICATION, MESSAGES.t("auth", status=status, detail=detail), MESSAGES.t("check_auth"))
     if status == 404 and "model" in lowered:
