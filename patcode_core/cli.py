@@ -280,6 +280,9 @@ def _tolerant_streams() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``patcode``; never shows a traceback unless ``PATCODE_DEBUG=1``."""
     _tolerant_streams()
+    from patcode_core import plugin_guard
+
+    plugin_guard.HARD_EXIT = True  # a plugin stuck in C code on the event loop ends the command, not hangs it
     args = _parser().parse_args(argv)
     try:
         return guard(lambda: _dispatch(args))

@@ -19,6 +19,7 @@ from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderEr
 from patcode_core.i18n import t
 from patcode_core.log import get_logger
 from patcode_core.paths import data_dir
+from patcode_core.plugin_guard import guarded, run_in_thread
 from patcode_core.plugins import PluginHost
 from patcode_core.prices import PriceBook, parse_price_overrides
 from patcode_core.ratelimit import QuotaSnapshot
@@ -109,13 +110,16 @@ class LLMManager:
         self._log = get_logger()
         self._host = host if host is not None else PluginHost.discover()
         self.settings = settings if settings is not None else load_settings(self._host, env_file)
+        self._host.report_broken()  # after the settings: their secrets are now redacted from plugin errors
         llm = self.settings.llm
         timeouts = Timeouts(connect=llm.connect_timeout, first_byte=llm.first_byte_timeout)
         self._contexts = {
-            name: ProviderContext(info, llm.provider(name), timeouts)
+            name: ProviderContext(info, llm.provider(name), timeouts, max_response_bytes=llm.max_response_bytes)
             for name, info in self._host.providers.items()
             if name in llm.providers
         }
+        #: Providers whose settings could not be loaded: out of service, each with its reason.
+        self._misconfigured = {name: problem for name, problem in llm.problems.items() if name in self._host.providers}
         self._secrets = llm.secret_values()
         self._stats = StatsRecorder()
         self._async_hooks: dict[tuple[str, str], bool] = {}
@@ -172,7 +176,8 @@ class LLMManager:
         """Every provider name PatCode knows, loaded or broken, by priority."""
         if self._installed is None:
             loaded = sorted(self._contexts, key=lambda n: (self._contexts[n].info.priority, n))
-            self._installed = loaded + sorted(name for name in self._host.broken if name not in self._contexts)
+            out_of_service = set(self._host.broken) | set(self._misconfigured)
+            self._installed = loaded + sorted(name for name in out_of_service if name not in self._contexts)
         return list(self._installed)
 
     def _known_entries(self, entries: Iterable[FallbackEntry]) -> list[FallbackEntry]:
@@ -209,7 +214,7 @@ class LLMManager:
         """Make ``name`` the current provider; unknown or broken names raise a clear error."""
         name = name.strip().lower()
         if name not in self._contexts:
-            raise self._broken_error(name) if name in self._host.broken else self._unknown_error(name)
+            raise self._missing_error(name) if name in self.installed else self._unknown_error(name)
         self._current = name
         return name
 
@@ -229,6 +234,11 @@ class LLMManager:
         )
 
     def _missing_error(self, name: str) -> ProviderError:
+        """Why an installed provider cannot serve: its plugin is broken or its settings are bad."""
+        if name in self._misconfigured:
+            return ProviderError(
+                name, ErrorKind.NOT_CONFIGURED, self._scrub_text(self._misconfigured[name]), t("config.fix_hint")
+            )
         if name in self._host.broken:
             return self._broken_error(name)
         return ProviderError(name, ErrorKind.PLUGIN_ERROR, str(self._unknown_error(name)))
@@ -358,6 +368,11 @@ class LLMManager:
         return route, make_request, use_fallback
 
     async def _call(self, name: str, hook: str, **kwargs: Any) -> Any:
+        """Run one hook of the plugin owning ``name``; a stuck call can always be abandoned.
+
+        Plain hooks run in a daemon thread of their own; each step of an async
+        hook is bounded by the provider's timeout (see :mod:`patcode_core.plugin_guard`).
+        """
         caller = self._host.caller(hook, name)
         key = (hook, name)
         is_async = self._async_hooks.get(key)
@@ -368,10 +383,15 @@ class LLMManager:
         if is_async:
             result = caller(provider=name, **kwargs)
         else:
-            result = await asyncio.to_thread(caller, provider=name, **kwargs)
+            result = await run_in_thread(caller, f"{name}.{hook}", provider=name, **kwargs)
         if inspect.isawaitable(result):
-            result = await result
+            result = await guarded(result, self._host.plugin_of(name), self.step_limit(name))
         return result
+
+    def step_limit(self, name: str) -> float:
+        """Longest a plugin of ``name`` may hold the event loop in one step: the provider's timeout."""
+        context = self._contexts.get(name)
+        return context.settings.timeout if context is not None else STATUS_TIMEOUT
 
     def _scrub_text(self, text: str) -> str:
         return redact(text, self._secrets)
@@ -387,9 +407,9 @@ class LLMManager:
     async def availability(self, name: str) -> Availability:
         """Ask one provider whether it can serve now (fast, spends no tokens)."""
         if name not in self._contexts:
-            if name not in self._host.broken:
+            if name not in self.installed:
                 raise self._unknown_error(name)
-            return Availability.from_error(self._broken_error(name))
+            return Availability.from_error(self._missing_error(name))
         context = self._contexts[name]
         if not context.configured:
             return Availability.from_error(context.not_configured_error())

@@ -1,4 +1,11 @@
-"""Finds provider plugins through entry points and keeps a broken one from hurting the rest."""
+"""Finds provider plugins through entry points and keeps a broken one from hurting the rest.
+
+Who owns a provider name: a name equal to an installed entry point's name
+belongs to that entry point's plugin (``acme`` to the ``acme`` entry point),
+whatever loads first; another plugin claiming it is refused and reported by
+name. A provider's settings must use its own prefix (``ACME_`` for ``acme``),
+so no package ever reads another provider's key.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import pluggy
 from patcode_core import hookspecs
 from patcode_core.i18n import t
 from patcode_core.log import get_logger
+from patcode_core.plugin_guard import call_with_limit
 from patcode_core.types import ProviderInfo
 
 LOAD_PLUGINS_ENV = "PATCODE_LOAD_PLUGINS"
@@ -49,6 +57,9 @@ class PluginHost:
         self.broken: dict[str, BrokenPlugin] = {}
         self._owners: dict[str, str] = {}
         self._callers: dict[tuple[str, str], Any] = {}
+        #: Entry point names installed in the group: each one reserves that provider name for its plugin.
+        self._reserved: set[str] = set()
+        self._unreported: list[BrokenPlugin] = []
         self._log = get_logger()
 
     @classmethod
@@ -62,13 +73,16 @@ class PluginHost:
 
     def load_entry_points(self, allow: set[str] | None = None) -> None:
         """Import each entry point of the group; a failing one is reported and skipped."""
-        for entry in sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
+        entries = sorted(entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name)
+        self._reserved.update(entry.name.lower() for entry in entries)
+        for entry in entries:
             if allow is not None and entry.name.lower() not in allow:
                 continue
             if self.pm.has_plugin(entry.name) or entry.name in self.broken:
                 continue
             try:
-                plugin = entry.load()
+                # In a thread, with a time limit: an import that hangs or calls sys.exit() harms only itself.
+                plugin = call_with_limit(entry.load, f"{entry.name} (import)")
             except Exception as exc:  # a broken plugin must not stop the others
                 self._mark_broken(entry.name, exc)
                 continue
@@ -127,16 +141,40 @@ class PluginHost:
         for impl in self.pm.hook.provider_info.get_hookimpls():
             if impl.plugin is not plugin:
                 continue
-            answer = impl.function()
+            answer = call_with_limit(impl.function, f"{name}.provider_info")
             for info in answer if isinstance(answer, list) else [answer]:
                 if not isinstance(info, ProviderInfo):
                     raise TypeError(t("plugin.bad_info", got=type(info).__name__))
                 if info.name in self.providers:
                     raise ValueError(t("plugin.duplicate_provider", provider=info.name, owner=self._owners[info.name]))
+                if info.name in self._reserved and info.name != name.lower():
+                    raise ValueError(t("plugin.claims_other", plugin=name, provider=info.name, owner=info.name))
+                _check_prefix(info)
                 infos.append(info)
         return infos
 
     def _mark_broken(self, name: str, exc: BaseException) -> None:
-        error = describe_exception(exc)
-        self.broken[name] = BrokenPlugin(name, error)
-        self._log.warning("plugin_broken", plugin=name, error=error)
+        broken = BrokenPlugin(name, describe_exception(exc))
+        self.broken[name] = broken
+        self._unreported.append(broken)
+
+    def report_broken(self) -> None:
+        """Log each broken plugin once.
+
+        The manager calls it after the settings are loaded, so that every
+        configured secret is known to redaction before a plugin's error text
+        (which may quote a key) is printed.
+        """
+        for broken in self._unreported:
+            self._log.warning("plugin_broken", plugin=broken.name, error=broken.error)
+        self._unreported.clear()
+
+
+def _check_prefix(info: ProviderInfo) -> None:
+    """A provider reads only its own variables: prefix ``ACME_`` for ``acme``, key variable under it."""
+    expected = info.name.upper().replace("-", "_") + "_"
+    prefix = str(info.settings_class.model_config.get("env_prefix", ""))
+    if prefix.upper() != expected:
+        raise ValueError(t("plugin.bad_prefix", provider=info.name, prefix=prefix or "-", expected=expected))
+    if info.key_env and not info.key_env.upper().startswith(expected):
+        raise ValueError(t("plugin.bad_prefix", provider=info.name, prefix=info.key_env, expected=expected))

@@ -24,6 +24,7 @@ from patcode_core.context import ProviderContext
 from patcode_core.deadline import Deadline
 from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamInterruptedError
 from patcode_core.i18n import t
+from patcode_core.plugin_guard import guarded, run_in_thread
 from patcode_core.plugins import PluginHost
 from patcode_core.router import Opened, Router
 from patcode_core.types import (
@@ -95,15 +96,34 @@ def _replay_pieces(text: str, size: int = 64) -> list[str]:
     return [text[index : index + size] for index in range(0, len(text), size)] or [text]
 
 
+async def _guarded_steps(chunks: AsyncIterator[StreamChunk], plugin: str, limit: float) -> AsyncIterator[StreamChunk]:
+    """An async generator's chunks, each step bounded like any async hook (a busy loop is broken)."""
+    try:
+        while True:
+            try:
+                chunk = await guarded(anext(chunks), plugin, limit)
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        closer = getattr(chunks, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
 async def _whole_answer(reply: ProviderReply) -> AsyncIterator[StreamChunk]:
     yield StreamChunk(reply.text, reply.finish_reason, reply.usage, reply.model, done=True, extra=reply.extra)
 
 
-async def _from_thread(chunks: Iterator[StreamChunk]) -> AsyncIterator[StreamChunk]:
-    """A plain generator's chunks, each read in a worker thread."""
+async def _from_thread(chunks: Iterator[StreamChunk], what: str) -> AsyncIterator[StreamChunk]:
+    """A plain generator's chunks, each read in a daemon thread (abandoned, not waited for, if it hangs)."""
     end = object()
+
+    def step() -> object:
+        return next(chunks, end)
+
     try:
-        while (chunk := await asyncio.to_thread(next, chunks, end)) is not end:
+        while (chunk := await run_in_thread(step, what)) is not end:
             yield chunk  # type: ignore[misc]
     finally:
         closer = getattr(chunks, "close", None)
@@ -258,10 +278,11 @@ class StreamRunner:
         result = caller(provider=context.name, request=request, context=context)
         if inspect.isawaitable(result):
             result = await result
+        plugin = self._host.plugin_of(context.name)
         if hasattr(result, "__anext__"):
-            return result
+            return _guarded_steps(result, plugin, context.settings.timeout)
         if hasattr(result, "__next__"):
-            return _from_thread(result)
+            return _from_thread(result, f"{context.name}.provider_stream")
         raise TypeError(t("plugin.bad_reply", got=type(result).__name__))
 
     async def _first_text(self, chunks: AsyncIterator[StreamChunk], context: ProviderContext, model: str) -> StreamChunk:

@@ -67,7 +67,7 @@ def test_chat_failure_exits_one_without_traceback(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"GROQ_TIMEOUT": "rapido"}, "❌ GROQ_TIMEOUT='rapido' no es válido: debe ser un número"),
+        ({"LLM_REQUEST_DEADLINE": "rapido"}, "❌ LLM_REQUEST_DEADLINE='rapido' no es válido: debe ser un número"),
         ({"LLM_DEFAULT_PROVIDER": "claude"}, "❌ LLM_DEFAULT_PROVIDER='claude' no es un provider instalado. Instalados: groq, ollama, openai"),
     ],
 )
@@ -77,10 +77,19 @@ def test_bad_configuration_exits_two_with_one_message(tmp_path: Path, env: dict[
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_provider_value_takes_only_that_provider_out(tmp_path: Path) -> None:
+    result = run(["llm", "providers"], {"GROQ_TIMEOUT": "rapido"}, tmp_path)
+    groq = next(line for line in result.stdout.splitlines() if "groq" in line)
+    assert groq.startswith("  ❌ groq") and "GROQ_TIMEOUT='rapido' no es válido: debe ser un número" in groq
+    assert any(line.startswith("  ❌ ollama") or line.startswith("  ✅ ollama") for line in result.stdout.splitlines())
+    assert "Traceback" not in result.stderr
+
+
 def test_bad_dotenv_value_is_reported(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("OLLAMA_BASE_URL=localhost:11434\n", encoding="utf-8")
     result = run(["chat", "hola"], {}, tmp_path)
-    assert result.returncode == 2 and "OLLAMA_BASE_URL='localhost:11434' no es válido" in result.stderr
+    # A provider's bad value takes only that provider out: the call fails over, and the reason is shown.
+    assert result.returncode == 1 and "OLLAMA_BASE_URL='localhost:11434' no es válido" in result.stderr
 
 
 def test_unreadable_dotenv_is_a_config_error(tmp_path: Path) -> None:

@@ -51,9 +51,10 @@ def test_a_plugin_that_fails_to_import_is_reported_and_others_work(
     _with_broken_entry_point(monkeypatch)
     host = PluginHost.discover()
     assert "broken" in host.broken and {"groq", "ollama", "openai"} <= set(host.providers)
+    assert "no se pudo cargar" not in capsys.readouterr().err  # reported once the settings' secrets are known
+    manager = LLMManager(host=host, env_file=None)
     err = capsys.readouterr().err
     assert "[WARNING] Plugin 'broken' no se pudo cargar: ModuleNotFoundError: No module named 'patcode_missing_module_xyz'" in err
-    manager = LLMManager(host=host, env_file=None)
     assert "broken" in manager.installed
 
 
@@ -83,6 +84,7 @@ def test_a_plugin_whose_provider_info_raises_is_reported(capsys: pytest.CaptureF
     host = PluginHost.discover()
     assert host.register(Exploding(), name="exploding") == []
     assert host.broken["exploding"].error == "RuntimeError: no settings for you"
+    host.report_broken()
     assert "[WARNING] Plugin 'exploding' no se pudo cargar: RuntimeError: no settings for you" in capsys.readouterr().err
     assert {"groq", "ollama", "openai"} <= set(host.providers)
 
@@ -103,6 +105,19 @@ def test_two_plugins_cannot_claim_the_same_provider() -> None:
     host.register(FakeProvider("same"), name="first")
     host.register(FakeProvider("same"), name="second")
     assert host.plugin_of("same") == "first" and "ya lo aporta el plugin 'first'" in host.broken["second"].error
+
+
+def test_a_provider_reads_only_its_own_prefix() -> None:
+    class Squatter(FakeProvider):
+        @hookimpl
+        def provider_info(self):  # type: ignore[no-untyped-def]
+            info = super().provider_info()
+            return type(info)(name="evil", display_name="Evil", settings_class=info.settings_class, key_env="GROQ_API_KEY")
+
+    host = PluginHost()
+    host.register(Squatter("alpha"), name="evil")
+    assert "evil" not in host.providers
+    assert "'evil'" in host.broken["evil"].error and "'EVIL_'" in host.broken["evil"].error
 
 
 async def test_availability_hook_that_raises_is_a_cross_row() -> None:

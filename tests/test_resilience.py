@@ -295,7 +295,6 @@ async def test_stats_block_shows_retries_and_skips(monkeypatch: pytest.MonkeyPat
         ("LLM_REQUEST_DEADLINE", "0", "debe ser mayor que 0"),
         ("LLM_BREAKER_THRESHOLD", "tres", "debe ser un número entero"),
         ("LLM_MAX_RATE_LIMIT_WAIT", "mucho", "debe ser un número"),
-        ("ALPHA_RPM", "-5", "debe ser mayor o igual que 0"),
     ],
 )
 def test_bad_resilience_settings_are_clear(monkeypatch: pytest.MonkeyPatch, var: str, value: str, reason: str) -> None:
@@ -305,6 +304,17 @@ def test_bad_resilience_settings_are_clear(monkeypatch: pytest.MonkeyPatch, var:
     with pytest.raises(ConfigError) as caught:
         manager_with(FakeProvider("alpha"))
     assert f"{var}='{value}' no es válido: {reason}" in str(caught.value)
+
+
+async def test_a_bad_provider_rpm_takes_only_that_provider_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPHA_RPM", "-5")
+    manager = manager_with(FakeProvider("alpha"), FakeProvider("beta", priority=60))
+    status = {row.name: row for row in await manager.providers_status()}
+    assert not status["alpha"].available and "ALPHA_RPM='-5' no es válido: debe ser mayor o igual que 0" in status["alpha"].reason
+    assert status["beta"].available
+    result = await manager.complete("hola", provider="alpha")
+    assert result.provider == "beta" and result.failures[0].kind is ErrorKind.NOT_CONFIGURED
+    await manager.aclose()
 
 
 async def test_rpm_holds_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:

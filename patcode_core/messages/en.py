@@ -189,6 +189,12 @@ MESSAGES: dict[str, str] = {
     "cli.tokens": "{count} tokens",
     "cli.history_off": "⚠ Cannot keep the history in {file} ({error}); this session will not save it",
     # -- security and hardening (issue 9) --
+    "plugin.claims_other": "plugin '{plugin}' claims provider '{provider}', which belongs to plugin '{owner}': not loaded (a provider's key never goes to another package)",
+    "plugin.bad_prefix": "provider '{provider}' reads the variable or prefix '{prefix}', but its variables must start with '{expected}'",
+    "error.plugin_timeout": "the plugin did not answer within {seconds}s ({what}); that call was abandoned",
+    "error.plugin_blocked_loop": "plugin '{plugin}' held PatCode for more than {seconds}s without yielding (a loop without await)",
+    "log.plugin_abandoned": "The plugin did not answer within {seconds}s ({what}): that call is abandoned and PatCode goes on",
+    "log.plugin_blocked_loop": "Plugin '{plugin}' has held PatCode for {seconds}s: interrupting it",
     "error.redirect": "the provider redirected the request (HTTP {status} to {location}); PatCode does not follow redirects so the key never travels to another host",
     "suggest.redirect": "Check {var}: if the new address is trusted, set it as it is",
     "error.done_without_finish": "the stream ended with [DONE] and no finish_reason: the answer was cut",
@@ -197,6 +203,25 @@ MESSAGES: dict[str, str] = {
     "error.response_too_large": "the answer went past {limit} bytes (LLM_MAX_RESPONSE_BYTES); PatCode stopped reading it",
     "suggest.response_too_large": "If the answer is legitimate, raise LLM_MAX_RESPONSE_BYTES; otherwise check {var}",
     # -- settings (issue 9) --
+    "config.reason.finite": "must be a finite number (not inf or nan)",
+    "config.bad_port": "port {port} is out of range (it must be between 1 and 65535)",
+    "config.reason.secret_newline": "contains a line break; copy the key on a single line",
+    "config.reason.secret_space": "contains spaces inside; copy only the key, without spaces",
+    "config.reason.secret_control": "contains a control character; copy the key again",
+    "config.reason.secret_non_ascii": "contains non-ASCII characters (curly quotes or an invisible character picked up when copying?); copy the key again",
+    "config.reason.language": "must be one of: {accepted} (or a locale such as en_US or es_ES.UTF-8)",
+    "config.reason.home": "cannot expand '{prefix}' (no such user, or no home directory); use an absolute path",
+    "config.settings_class_failed": "its settings could not be loaded ({error}); this is a plugin bug: update it, tell its author, or leave it out with PATCODE_LOAD_PLUGINS",
+    "log.env_line_unreadable": "{file}, line {line}: could not be parsed; its variable is ignored (check the quotes)",
+    "log.settings_secrets_unreadable": "Could not read the keys of '{provider}' to hide them ({error})",
     # -- store (issue 9) --
+    "log.private_file_tightened": "{path} was readable by other users (mode {mode}); now only you can read it (mode {new})",
+    "log.private_file_unchanged": "Could not tighten the permissions of {path} ({mode}): {error}",
+    "log.history_rows_lost": "{rows} rows could not be saved in the history database {path} ({reason}). PatCode keeps answering and will save the next ones when it can; check the free space and the permissions of {folder}",
+    "log.history_read_only": "The history database {path} is read-only ({reason}): statistics show what is already saved, but this session will not be saved. Check the permissions of {folder}",
+    "store.read_only": "Nothing was deleted: the history database {path} is read-only ({reason})",
+    "store.read_only_fix": "Check the permissions of {folder} (or use another folder with PATCODE_HOME)",
+    "store.delete_failed": "Nothing could be deleted from the history database {path}: {reason}",
+    "store.home_invalid": "PATCODE_HOME='{value}' is not valid: '{prefix}' cannot be expanded (there is no user by that name). Use an absolute path or ~/folder",
     # -- parsers (issue 9) --
 }

@@ -189,6 +189,12 @@ MESSAGES: dict[str, str] = {
     "cli.tokens": "{count} tokens",
     "cli.history_off": "⚠ No se puede guardar el historial en {file} ({error}); esta sesión no lo guardará",
     # -- security and hardening (issue 9) --
+    "plugin.claims_other": "el plugin '{plugin}' reclama el provider '{provider}', que pertenece al plugin '{owner}': no se carga (la clave de un provider nunca pasa a otro paquete)",
+    "plugin.bad_prefix": "el provider '{provider}' lee la variable o prefijo '{prefix}', pero sus variables deben empezar por '{expected}'",
+    "error.plugin_timeout": "el plugin no respondió en {seconds}s ({what}); se abandonó esa llamada",
+    "error.plugin_blocked_loop": "el plugin '{plugin}' bloqueó PatCode más de {seconds}s sin ceder el control (un bucle sin await)",
+    "log.plugin_abandoned": "El plugin no respondió en {seconds}s ({what}): se abandona esa llamada y PatCode sigue",
+    "log.plugin_blocked_loop": "El plugin '{plugin}' bloquea PatCode desde hace {seconds}s: se interrumpe",
     "error.redirect": "el provider redirigió la petición (HTTP {status} a {location}); PatCode no sigue redirecciones para que la clave no viaje a otro host",
     "suggest.redirect": "Revisa {var}: si la nueva dirección es de confianza, ponla tal cual",
     "error.done_without_finish": "el stream terminó con [DONE] sin finish_reason: la respuesta quedó cortada",
@@ -197,6 +203,25 @@ MESSAGES: dict[str, str] = {
     "error.response_too_large": "la respuesta pasó de {limit} bytes (LLM_MAX_RESPONSE_BYTES); PatCode dejó de leerla",
     "suggest.response_too_large": "Si la respuesta es legítima, sube LLM_MAX_RESPONSE_BYTES; si no, revisa {var}",
     # -- settings (issue 9) --
+    "config.reason.finite": "debe ser un número finito (no inf ni nan)",
+    "config.bad_port": "el puerto {port} está fuera de rango (debe estar entre 1 y 65535)",
+    "config.reason.secret_newline": "contiene un salto de línea; copia la clave en una sola línea",
+    "config.reason.secret_space": "contiene espacios dentro; copia solo la clave, sin espacios",
+    "config.reason.secret_control": "contiene un carácter de control; copia la clave de nuevo",
+    "config.reason.secret_non_ascii": "contiene caracteres no ASCII (¿comillas tipográficas o un carácter invisible al copiarla?); copia la clave de nuevo",
+    "config.reason.language": "debe ser uno de: {accepted} (también un locale como en_US o es_ES.UTF-8)",
+    "config.reason.home": "no se puede expandir '{prefix}' (no existe ese usuario o no hay carpeta personal); usa una ruta absoluta",
+    "config.settings_class_failed": "su configuración no se pudo cargar ({error}); es un fallo del plugin: actualízalo, avisa a su autor o déjalo fuera con PATCODE_LOAD_PLUGINS",
+    "log.env_line_unreadable": "{file}, línea {line}: no se pudo leer; su variable se ignora (revisa las comillas)",
+    "log.settings_secrets_unreadable": "No se pudieron leer las claves de '{provider}' para ocultarlas ({error})",
     # -- store (issue 9) --
+    "log.private_file_tightened": "Otros usuarios podían leer {path} (permisos {mode}); ahora solo tú (permisos {new})",
+    "log.private_file_unchanged": "No se pudieron ajustar los permisos de {path} ({mode}): {error}",
+    "log.history_rows_lost": "No se pudieron guardar {rows} registros en la base de historial {path} ({reason}). PatCode sigue respondiendo y guardará los siguientes en cuanto pueda; revisa el espacio libre y los permisos de {folder}",
+    "log.history_read_only": "La base de historial {path} es de solo lectura ({reason}): las estadísticas muestran lo ya guardado, pero esta sesión no se guardará. Revisa los permisos de {folder}",
+    "store.read_only": "No se ha borrado nada: la base de historial {path} es de solo lectura ({reason})",
+    "store.read_only_fix": "Revisa los permisos de {folder} (o usa otra carpeta con PATCODE_HOME)",
+    "store.delete_failed": "No se pudo borrar nada de la base de historial {path}: {reason}",
+    "store.home_invalid": "PATCODE_HOME='{value}' no es válido: no se puede expandir '{prefix}' (no hay un usuario con ese nombre). Usa una ruta absoluta o ~/carpeta",
     # -- parsers (issue 9) --
 }
