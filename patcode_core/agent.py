@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from patcode_core.manager import LLMManager
+from patcode_core.safe_text import without_surrogates
 from patcode_core.types import CompletionResult, Message, StreamEvent
 
 
@@ -42,8 +43,12 @@ class PatAgent:
             yield event
 
     def remember(self, text: str, answer: str) -> None:
-        """Add one finished turn to the history."""
-        self.history.extend([Message("user", text), Message("assistant", answer)])
+        """Add one finished turn to the history.
+
+        An answer holding lone surrogates (a provider sent ``"\ud800"``) is kept
+        with U+FFFD in their place, so the next turn can still be sent as UTF-8.
+        """
+        self.history.extend([Message("user", text), Message("assistant", without_surrogates(answer))])
 
     def clear(self) -> None:
         """Forget the conversation and start a new one."""

@@ -229,7 +229,7 @@ class ProviderContext:
         location = response.headers.get("location", "?")[:200]
         return self.error(
             ErrorKind.ENDPOINT_NOT_FOUND,
-            t("error.redirect", status=response.status_code, location=location),
+            t("error.redirect", status=response.status_code, location=location, var=self.var("base_url")),
             t("suggest.redirect", var=self.var("base_url")),
             status_code=response.status_code,
             model=model,

@@ -62,6 +62,14 @@ def for_terminal_line(text: str) -> str:
     return _UNSAFE_OR_NEWLINE.sub(_escape, text)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (bytes that were not UTF-8) replaced by U+FFFD, so it encodes."""
+    return _SURROGATE.sub(REPLACEMENT, text)
+
+
 def no_color() -> bool:
     """True when the user asked for no colours (``NO_COLOR`` set and not empty, see no-color.org)."""
     return bool(os.environ.get("NO_COLOR"))

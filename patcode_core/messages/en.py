@@ -195,7 +195,7 @@ MESSAGES: dict[str, str] = {
     "error.plugin_blocked_loop": "plugin '{plugin}' held PatCode for more than {seconds}s without yielding (a loop without await)",
     "log.plugin_abandoned": "The plugin did not answer within {seconds}s ({what}): that call is abandoned and PatCode goes on",
     "log.plugin_blocked_loop": "Plugin '{plugin}' has held PatCode for {seconds}s: interrupting it",
-    "error.redirect": "the provider redirected the request (HTTP {status} to {location}); PatCode does not follow redirects so the key never travels to another host",
+    "error.redirect": "the provider redirected the request (HTTP {status} to {location}) and PatCode does not follow redirects, so the key never travels to another host: check {var}",
     "suggest.redirect": "Check {var}: if the new address is trusted, set it as it is",
     "error.done_without_finish": "the stream ended with [DONE] and no finish_reason: the answer was cut",
     "error.prompt_not_utf8": "The prompt is not valid UTF-8 text (it has bytes in another encoding)",

@@ -195,7 +195,7 @@ MESSAGES: dict[str, str] = {
     "error.plugin_blocked_loop": "el plugin '{plugin}' bloqueó PatCode más de {seconds}s sin ceder el control (un bucle sin await)",
     "log.plugin_abandoned": "El plugin no respondió en {seconds}s ({what}): se abandona esa llamada y PatCode sigue",
     "log.plugin_blocked_loop": "El plugin '{plugin}' bloquea PatCode desde hace {seconds}s: se interrumpe",
-    "error.redirect": "el provider redirigió la petición (HTTP {status} a {location}); PatCode no sigue redirecciones para que la clave no viaje a otro host",
+    "error.redirect": "el provider redirigió la petición (HTTP {status} a {location}) y PatCode no sigue redirecciones, para que la clave no viaje a otro host: revisa {var}",
     "suggest.redirect": "Revisa {var}: si la nueva dirección es de confianza, ponla tal cual",
     "error.done_without_finish": "el stream terminó con [DONE] sin finish_reason: la respuesta quedó cortada",
     "error.prompt_not_utf8": "El prompt no es texto UTF-8 válido (tiene bytes en otra codificación)",
