@@ -4,41 +4,72 @@
 ``settings.llm.default_provider``, ``settings.llm.auto_fallback``,
 ``settings.llm.<provider>.api_key`` or, flat, ``settings.llm.<provider>_api_key``.
 Values come from the environment first, then from ``.env`` in the working
-directory. A bad value raises :class:`ConfigError` naming the variable, the
-value and what is accepted — never a pydantic traceback.
+directory, which is read once per load and served to every settings class.
+
+Two kinds of bad value:
+
+- the core's own (``LLM_*``, and ``PATCODE_LANG``, ``PATCODE_LOG_LEVEL``,
+  ``PATCODE_LOG_FORMAT``, ``PATCODE_HOME``) are a usage error: one
+  :class:`ConfigError` lists every one, naming the variable, the value and what
+  is accepted — never a pydantic traceback. The ``PATCODE_*`` variables are
+  checked in the environment only, because that is the only place they are
+  read (they choose the language and logging before ``.env`` is read);
+- a provider's bad value, or a plugin settings class that raises, leaves that
+  provider out of ``settings.llm.providers`` and explains why in
+  ``settings.llm.problems``; the other providers work.
+
+Every secret loaded (each ``SecretStr``, the password of a ``user:password@``
+base URL, even of a provider whose settings failed) is registered with
+:func:`patcode_core.redact.remember`, so no later output shows it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from patcode_core import redact
+from patcode_core.dotenv_file import DotenvFile, SharedDotenvSource, read_dotenv
 from patcode_core.errors import ConfigError
-from patcode_core.i18n import t
+from patcode_core.i18n import LANGUAGES, language_from_setting, t
+from patcode_core.log import LEVELS, get_logger
+from patcode_core.settings_base import (
+    DEFAULT_ENV_FILE,
+    PatCodeSettings,
+    is_secret_annotation,
+    reads_shared_dotenv,
+    shared_dotenv,
+)
 
 if TYPE_CHECKING:
     from patcode_core.plugins import PluginHost
     from patcode_core.provider_settings import ProviderSettings
 
-DEFAULT_ENV_FILE = ".env"
+#: More output tokens than any model gives in one answer.
+MAX_TOKENS_LIMIT = 10_000_000
+#: ``LLM_MAX_RESPONSE_BYTES`` by default: 8 MiB of decoded answer.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 
-class LLMSettings(BaseSettings):
+class LLMSettings(PatCodeSettings):
     """The core's own variables, all prefixed ``LLM_``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="LLM_", env_file=DEFAULT_ENV_FILE, env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LLM_")
 
     default_provider: str | None = None
     auto_fallback: bool = True
     fallback_order: str = ""
     temperature: float = Field(default=0.7, ge=0, le=2)
-    max_tokens: int = Field(default=1024, gt=0)
+    #: Per answer; the upper bound only turns an absurd value into a clear error.
+    max_tokens: int = Field(default=1024, gt=0, le=MAX_TOKENS_LIMIT)
     max_retries: int = Field(default=2, ge=0, le=10)
     retry_base_delay: float = Field(default=0.5, ge=0)
     max_rate_limit_wait: float = Field(default=60.0, ge=0)
@@ -56,6 +87,9 @@ class LLMSettings(BaseSettings):
     cache: bool = False
     cache_ttl: float = Field(default=86400.0, gt=0)
     prices: str = ""
+    #: Decoded bytes of one provider answer (plain, streamed or a status
+    #: check); beyond it the answer is ``malformed_response`` and falls back.
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
 
     @field_validator("first_byte_timeout", mode="before")
     @classmethod
@@ -113,9 +147,15 @@ def parse_fallback_order(text: str) -> list[FallbackEntry]:
 class LLMConfig:
     """``settings.llm``: core values plus each provider's settings by name."""
 
-    def __init__(self, core: LLMSettings, providers: dict[str, ProviderSettings]) -> None:
+    def __init__(
+        self,
+        core: LLMSettings,
+        providers: dict[str, ProviderSettings],
+        problems: Mapping[str, str] | None = None,
+    ) -> None:
         self._core = core
         self._providers = providers
+        self._problems = dict(problems or {})
 
     @property
     def fallback_entries(self) -> list[FallbackEntry]:
@@ -127,13 +167,30 @@ class LLMConfig:
         """Each installed provider's settings by name."""
         return dict(self._providers)
 
+    @property
+    def problems(self) -> dict[str, str]:
+        """Why an installed provider's settings could not be loaded, by provider name.
+
+        A provider named here is not in :attr:`providers`: it is out of
+        service until its variables are fixed, and the others are not
+        affected. The text is ready to show, in the user's language, one line
+        per bad variable (``ACME_TIMEOUT='rapido' no es válido: debe ser un
+        número``, a secret shown as ``'***'``) or, when the plugin's settings
+        class raised, the exception's type and first line. It never holds a
+        secret.
+        """
+        return dict(self._problems)
+
     def provider(self, name: str) -> ProviderSettings:
         """One provider's settings; ``KeyError`` when it is not installed."""
         return self._providers[name]
 
     def secret_values(self) -> list[str]:
-        """Every secret of every provider, for redaction."""
-        return [value for settings in self._providers.values() for value in settings.secret_values()]
+        """Every secret of the core and of every loaded provider, for redaction."""
+        values = _secrets_of(self._core)
+        for settings in self._providers.values():
+            values += settings.secret_values()
+        return values
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -161,6 +218,7 @@ class Settings:
 _REASONS = {
     "float_parsing": "config.reason.number",
     "float_type": "config.reason.number",
+    "finite_number": "config.reason.finite",
     "int_parsing": "config.reason.integer",
     "int_type": "config.reason.integer",
     "int_from_float": "config.reason.integer",
@@ -192,41 +250,178 @@ def describe_validation_error(settings_class: type[BaseSettings], exc: Validatio
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
         annotation = settings_class.model_fields[field].annotation if field in settings_class.model_fields else None
-        secret = annotation is not None and "SecretStr" in str(annotation)
-        shown = "'***'" if secret else repr(error.get("input"))
+        shown = "'***'" if is_secret_annotation(annotation) else repr(error.get("input"))
         lines.append(t("config.invalid_value", var=(prefix + field).upper(), value=shown, reason=_reason(error)))
     return lines
 
 
-def _load(settings_class: type[BaseSettings], env_file: str | Path | None, problems: list[str]) -> Any:
+#: The ``PATCODE_LOG_FORMAT`` values (empty: ``text``).
+LOG_FORMATS = ("text", "json")
+
+
+def check_patcode_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One readable line per bad ``PATCODE_LANG`` / ``_LOG_LEVEL`` / ``_LOG_FORMAT`` / ``_HOME`` value.
+
+    Only the environment is checked: i18n, logging and the data directory read
+    these variables from there, before any ``.env`` is read.
+    """
+    environ = os.environ if environ is None else environ
+    lines: list[str] = []
+
+    def bad(variable: str, reason: str) -> None:
+        lines.append(t("config.invalid_value", var=variable, value=repr(environ[variable]), reason=reason))
+
+    language = environ.get("PATCODE_LANG", "").strip()
+    if language and language_from_setting(language) is None:
+        bad("PATCODE_LANG", t("config.reason.language", accepted=", ".join(LANGUAGES)))
+    level = environ.get("PATCODE_LOG_LEVEL", "").strip().lower()
+    if level and level not in LEVELS:
+        bad("PATCODE_LOG_LEVEL", t("config.reason.choice", limit=", ".join(LEVELS)))
+    log_format = environ.get("PATCODE_LOG_FORMAT", "").strip().lower()
+    if log_format and log_format not in LOG_FORMATS:
+        bad("PATCODE_LOG_FORMAT", t("config.reason.choice", limit=", ".join(LOG_FORMATS)))
+    home = environ.get("PATCODE_HOME", "").strip()
+    if home:
+        try:
+            Path(home).expanduser()
+        except RuntimeError:  # "~nosuchuser/…", or "~" with no home directory
+            bad("PATCODE_HOME", t("config.reason.home", prefix=home.split("/")[0]))
+    return lines
+
+
+def _secrets_of(settings: BaseSettings) -> list[str]:
+    """Every non-empty ``SecretStr`` value ``settings`` holds."""
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            values.append(value.get_secret_value())
+    return values
+
+
+#: A piece of a key pasted with spaces inside is registered too, when this long.
+_MIN_SECRET_PIECE = 8
+
+
+def _raw_secrets(name: str, settings_class: type[BaseSettings], dotenv: DotenvFile) -> list[str]:
+    """The secrets a provider whose settings failed was given, read as written (environment, then ``.env``).
+
+    Its ``api_key`` and every ``SecretStr`` field, and the password of its base URL.
+    """
+    values: list[str] = []
     try:
-        return settings_class(_env_file=env_file)  # type: ignore[call-arg]
+        sources = (EnvSettingsSource(settings_class), SharedDotenvSource(settings_class, dotenv))
+        fields = dict(settings_class.model_fields)
+    except Exception as exc:  # a class too broken to describe its own fields
+        get_logger().debug("settings_secrets_unreadable", provider=name, error=type(exc).__name__)
+        return values
+    for field_name, field in fields.items():
+        secret = field_name == "api_key" or is_secret_annotation(field.annotation)
+        if not secret and field_name != "base_url":
+            continue
+        for source in sources:
+            try:
+                raw, _, _ = source.get_field_value(field, field_name)
+            except Exception as exc:
+                get_logger().debug("settings_secrets_unreadable", provider=name, error=type(exc).__name__)
+                continue
+            if not isinstance(raw, str) or not raw.strip():
+                continue
+            raw = raw.strip()
+            if secret:
+                values += [raw, *(piece for piece in raw.split() if len(piece) >= _MIN_SECRET_PIECE)]
+            elif password := redact.url_password(raw):
+                values.append(password)
+            break
+    return values
+
+
+def _load_provider(
+    settings_class: type[BaseSettings], env_file: str | Path | None
+) -> tuple[Any, list[str], str | None]:
+    """A provider's settings and its secrets, or ``None`` and why not; never raises an ``Exception``."""
+    from patcode_core.plugins import describe_exception
+
+    try:
+        shared = reads_shared_dotenv(settings_class)
+        loaded = settings_class(_env_file=None if shared else env_file)  # type: ignore[call-arg]
+        return loaded, [*_secrets_of(loaded), *loaded.secret_values()], None
     except ValidationError as exc:
-        problems.extend(describe_validation_error(settings_class, exc))
-        return None
+        try:
+            return None, [], "\n".join(describe_validation_error(settings_class, exc))
+        except Exception as inner:
+            return None, [], t("config.settings_class_failed", error=describe_exception(inner))
+    except Exception as exc:
+        return None, [], t("config.settings_class_failed", error=describe_exception(exc))
+
+
+class _DropRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextmanager
+def _python_dotenv_silenced() -> Iterator[None]:
+    """python-dotenv warns in English once per class that reads ``.env``; PatCode reports each line once itself."""
+    logger = logging.getLogger("dotenv.main")
+    drop = _DropRecords()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def _read_env_file(env_file: str | Path | None, problems: list[str]) -> DotenvFile:
+    try:
+        dotenv = read_dotenv(env_file)
     except (UnicodeDecodeError, OSError) as exc:
-        message = t("config.env_unreadable", file=env_file, error=f"{type(exc).__name__}: {exc}")
-        if message not in problems:
-            problems.append(message)
-        return None
+        problems.append(t("config.env_unreadable", file=env_file, error=f"{type(exc).__name__}: {exc}"))
+        return DotenvFile()
+    if dotenv.unreadable_lines:
+        log = get_logger()
+        for line in dotenv.unreadable_lines:
+            log.warning("env_line_unreadable", file=str(env_file), line=line)
+    return dotenv
 
 
 def load_settings(host: PluginHost | None = None, env_file: str | Path | None = DEFAULT_ENV_FILE) -> Settings:
-    """Read the core's and every loaded provider's settings; one error lists every bad value."""
+    """Read the core's and every loaded provider's settings.
+
+    :raises ConfigError: a bad core value (``LLM_*``, ``PATCODE_*``) or an
+        unreadable ``.env``; one error lists every one. A provider's bad value
+        only leaves that provider out (see :attr:`LLMConfig.problems`).
+    """
     if host is None:
         from patcode_core.plugins import PluginHost
 
         host = PluginHost.discover()
-    problems: list[str] = []
-    core = _load(LLMSettings, env_file, problems)
+    core_problems: list[str] = []
+    dotenv = _read_env_file(env_file, core_problems)
     providers: dict[str, ProviderSettings] = {}
-    for name, info in host.providers.items():
-        loaded = _load(info.settings_class, env_file, problems)
-        if loaded is not None:
-            providers[name] = loaded
-    if problems:
-        raise ConfigError("\n".join(problems), t("config.fix_hint"))
-    return Settings(llm=LLMConfig(core, providers))
+    provider_problems: dict[str, str] = {}
+    secrets: list[str] = []
+    with shared_dotenv(dotenv), _python_dotenv_silenced():
+        core: LLMSettings | None = None
+        try:
+            core = LLMSettings(_env_file=None)  # type: ignore[call-arg]
+            secrets += _secrets_of(core)
+        except ValidationError as exc:
+            core_problems.extend(describe_validation_error(LLMSettings, exc))
+        core_problems += check_patcode_environment()
+        for name, info in host.providers.items():
+            loaded, provider_secrets, problem = _load_provider(info.settings_class, env_file)
+            if loaded is not None:
+                providers[name] = loaded
+                secrets += provider_secrets
+            else:
+                provider_problems[name] = problem or ""
+                secrets += _raw_secrets(name, info.settings_class, dotenv)
+    redact.remember(secrets)
+    if core_problems or core is None:
+        raise ConfigError(redact.redact("\n".join(core_problems)), t("config.fix_hint"))
+    problems = {name: redact.redact(text) for name, text in provider_problems.items()}
+    return Settings(llm=LLMConfig(core, providers, problems))
 
 
 class _LazySettings:
@@ -250,4 +445,14 @@ class _LazySettings:
 
 settings: Any = _LazySettings()
 
-__all__ = ["FallbackEntry", "LLMConfig", "LLMSettings", "SecretStr", "Settings", "load_settings", "settings"]
+__all__ = [
+    "FallbackEntry",
+    "LLMConfig",
+    "LLMSettings",
+    "SecretStr",
+    "Settings",
+    "check_patcode_environment",
+    "describe_validation_error",
+    "load_settings",
+    "settings",
+]

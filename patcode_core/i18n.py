@@ -14,12 +14,17 @@ LANGUAGES = ("es", "en")
 DEFAULT_LANGUAGE = "es"
 
 
+def language_from_setting(value: str) -> str | None:
+    """The language a ``PATCODE_LANG`` value names (``en``, ``en_US``, ``es_ES.UTF-8``), or ``None`` if none."""
+    code = value.strip().lower().split("_")[0].split(".")[0]
+    return code if code in LANGUAGES else None
+
+
 def current_language() -> str:
     """The language user-facing text is rendered in right now."""
-    chosen = os.environ.get("PATCODE_LANG", "").strip().lower()
+    chosen = os.environ.get("PATCODE_LANG", "").strip()
     if chosen:
-        chosen = chosen.split("_")[0].split(".")[0]
-        return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+        return language_from_setting(chosen) or DEFAULT_LANGUAGE
     for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(variable, "")
         if value:

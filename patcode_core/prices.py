@@ -10,6 +10,7 @@ cost ``None`` ("unknown"), never 0; a provider may price every model with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,7 +35,11 @@ class Price:
 
 
 def parse_price_overrides(text: str) -> dict[tuple[str, str], Price]:
-    """``LLM_PRICES`` as ``{(provider, model): Price}``; raises ``ValueError`` naming the bad entry."""
+    """``LLM_PRICES`` as ``{(provider, model): Price}``.
+
+    :raises ValueError: naming the bad entry: not ``provider/model=input:output``,
+        or an amount that is negative, ``inf`` or ``nan``.
+    """
     prices: dict[tuple[str, str], Price] = {}
     for raw in text.split(","):
         entry = raw.strip()
@@ -47,7 +52,10 @@ def parse_price_overrides(text: str) -> dict[tuple[str, str], Price]:
             price = Price(float(input_text), float(output_text), "LLM_PRICES")
         except ValueError:
             raise ValueError(entry) from None
-        if not provider or not model or price.input_per_million < 0 or price.output_per_million < 0:
+        amounts_ok = all(
+            math.isfinite(amount) and amount >= 0 for amount in (price.input_per_million, price.output_per_million)
+        )
+        if not provider.strip() or not model.strip() or not amounts_ok:
             raise ValueError(entry)
         prices[(provider.strip().lower(), model.strip())] = price
     return prices

@@ -7,24 +7,54 @@ defaults, and the core loads it from the environment and ``.env``::
         model_config = SettingsConfigDict(env_prefix="ACME_")
         model: str = "acme-large"
         base_url: str = "https://api.acme.test/v1"
+
+Every subclass inherits the checks of
+:class:`~patcode_core.settings_base.PatCodeSettings`: no ``inf``/``nan`` in a
+float, secrets trimmed and refused when they hold a line break, a space, a
+control or a non-ASCII character. A bad value, or a settings class that
+raises, puts only this provider out of service (``settings.llm.problems``).
 """
 
 from __future__ import annotations
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from patcode_core.i18n import t
+from patcode_core.redact import url_password
+from patcode_core.settings_base import PatCodeSettings
+
+MAX_PORT = 65535
 
 
-class ProviderSettings(BaseSettings):
+def check_base_url(value: str) -> str:
+    """``value`` trimmed and without its trailing ``/``; ``""`` means "no base URL".
+
+    :raises ValueError: not an ``http(s)://`` URL with a host, whitespace
+        inside, or a port outside 1..65535 (the reason, in the user's language).
+    """
+    value = value.strip().rstrip("/")
+    if not value:
+        return ""
+    if any(char.isspace() for char in value):
+        raise ValueError(t("config.bad_url"))
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(t("config.bad_url")) from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(t("config.bad_url"))
+    if url.port is not None and not 1 <= url.port <= MAX_PORT:
+        raise ValueError(t("config.bad_port", port=url.port))
+    return value
+
+
+class ProviderSettings(PatCodeSettings):
     """Settings every provider has: model, base URL, timeout and maybe a key."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     api_key: SecretStr | None = None
     model: str = ""
+    #: ``""``: the provider has no base URL (its plugin knows where to go).
     base_url: str = ""
     timeout: float = Field(default=30.0, gt=0)
     #: Requests per minute PatCode sends at most (0: no limit of its own).
@@ -47,26 +77,22 @@ class ProviderSettings(BaseSettings):
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        try:
-            url = httpx.URL(value)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise ValueError(t("config.bad_url")) from exc
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(t("config.bad_url"))
-        return value
+        return check_base_url(value)
 
     def api_key_value(self) -> str | None:
         """The key in clear, for the one place that needs it: the auth header."""
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
     def secret_values(self) -> list[str]:
-        """Every secret this provider holds, so the core can redact it anywhere."""
+        """Every secret this provider holds (each ``SecretStr``, a base URL's password), for redaction."""
         values = []
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
+        password = url_password(self.base_url) if isinstance(self.base_url, str) else None
+        if password:
+            values.append(password)
         return values
 
     def config_warnings(self) -> list[str]:

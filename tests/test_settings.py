@@ -99,16 +99,12 @@ def test_fallback_order_parsing(text: str, expected: list[FallbackEntry]) -> Non
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("GROQ_TIMEOUT", "abc", "GROQ_TIMEOUT='abc' no es válido: debe ser un número"),
-        ("OLLAMA_TIMEOUT", "-5", "OLLAMA_TIMEOUT='-5' no es válido: debe ser mayor que 0"),
         ("LLM_TEMPERATURE", "3", "LLM_TEMPERATURE='3' no es válido: debe ser menor o igual que 2"),
         ("LLM_MAX_TOKENS", "mucho", "LLM_MAX_TOKENS='mucho' no es válido: debe ser un número entero"),
         ("LLM_AUTO_FALLBACK", "quizas", "LLM_AUTO_FALLBACK='quizas' no es válido: debe ser true o false"),
-        ("OLLAMA_BASE_URL", "localhost:11434", "OLLAMA_BASE_URL='localhost:11434' no es válido: debe ser una URL http:// o https://"),
-        ("OPENAI_BASE_URL", "ftp://example.test", "OPENAI_BASE_URL='ftp://example.test' no es válido: debe ser una URL"),
     ],
 )
-def test_bad_values_name_variable_value_and_accepted(
+def test_bad_core_values_name_variable_value_and_accepted(
     host: PluginHost, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
 ) -> None:
     monkeypatch.setenv(variable, value)
@@ -120,12 +116,34 @@ def test_bad_values_name_variable_value_and_accepted(
     assert "pydantic" not in text and "Traceback" not in text
 
 
+@pytest.mark.parametrize(
+    ("provider", "variable", "value", "message"),
+    [
+        ("groq", "GROQ_TIMEOUT", "abc", "GROQ_TIMEOUT='abc' no es válido: debe ser un número"),
+        ("ollama", "OLLAMA_TIMEOUT", "-5", "OLLAMA_TIMEOUT='-5' no es válido: debe ser mayor que 0"),
+        ("ollama", "OLLAMA_BASE_URL", "localhost:11434",
+         "OLLAMA_BASE_URL='localhost:11434' no es válido: debe ser una URL http:// o https://"),
+        ("openai", "OPENAI_BASE_URL", "ftp://example.test",
+         "OPENAI_BASE_URL='ftp://example.test' no es válido: debe ser una URL"),
+    ],
+)
+def test_bad_provider_values_put_only_that_provider_out(
+    host: PluginHost, monkeypatch: pytest.MonkeyPatch, provider: str, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    llm = load_settings(host, env_file=None).llm
+    assert provider not in llm.providers and set(llm.problems) == {provider}
+    assert llm.problems[provider].startswith(message)
+    assert "pydantic" not in llm.problems[provider] and "Traceback" not in llm.problems[provider]
+    assert set(llm.providers) == {"groq", "ollama", "openai"} - {provider}
+
+
 def test_all_bad_values_are_reported_at_once(host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GROQ_TIMEOUT", "x")
+    monkeypatch.setenv("LLM_TEMPERATURE", "x")
     monkeypatch.setenv("LLM_MAX_TOKENS", "0")
     with pytest.raises(ConfigError) as caught:
         load_settings(host, env_file=None)
-    assert "GROQ_TIMEOUT='x'" in str(caught.value) and "LLM_MAX_TOKENS='0'" in str(caught.value)
+    assert "LLM_TEMPERATURE='x'" in str(caught.value) and "LLM_MAX_TOKENS='0'" in str(caught.value)
 
 
 def test_unknown_default_provider_lists_installed(monkeypatch: pytest.MonkeyPatch) -> None:
