@@ -26,6 +26,7 @@ base URL, even of a provider whose settings failed) is registered with
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -260,7 +261,7 @@ LOG_FORMATS = ("text", "json")
 
 
 def check_patcode_environment(environ: Mapping[str, str] | None = None) -> list[str]:
-    """One readable line per bad ``PATCODE_LANG`` / ``_LOG_LEVEL`` / ``_LOG_FORMAT`` / ``_HOME`` value.
+    """One readable line per bad ``PATCODE_LANG`` / ``_LOG_LEVEL`` / ``_LOG_FORMAT`` / ``_HOME`` / ``_PLUGIN_TIMEOUT`` value.
 
     Only the environment is checked: i18n, logging and the data directory read
     these variables from there, before any ``.env`` is read.
@@ -286,6 +287,15 @@ def check_patcode_environment(environ: Mapping[str, str] | None = None) -> list[
             Path(home).expanduser()
         except RuntimeError:  # "~nosuchuser/…", or "~" with no home directory
             bad("PATCODE_HOME", t("config.reason.home", prefix=home.split("/")[0]))
+    plugin_timeout = environ.get("PATCODE_PLUGIN_TIMEOUT", "").strip()
+    if plugin_timeout:
+        try:
+            seconds = float(plugin_timeout)
+        except ValueError:
+            bad("PATCODE_PLUGIN_TIMEOUT", t("config.reason.number"))
+        else:
+            if not (math.isfinite(seconds) and seconds > 0):
+                bad("PATCODE_PLUGIN_TIMEOUT", t("config.reason.gt", limit="0"))
     return lines
 
 
