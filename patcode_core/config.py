@@ -38,10 +38,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from patcode_core import redact
+from patcode_core.bounded_body import DEFAULT_MAX_RESPONSE_BYTES
 from patcode_core.dotenv_file import DotenvFile, SharedDotenvSource, read_dotenv
 from patcode_core.errors import ConfigError
 from patcode_core.i18n import LANGUAGES, language_from_setting, t
 from patcode_core.log import LEVELS, get_logger
+from patcode_core.provider_settings import MAX_SECONDS
 from patcode_core.settings_base import (
     DEFAULT_ENV_FILE,
     PatCodeSettings,
@@ -56,8 +58,11 @@ if TYPE_CHECKING:
 
 #: More output tokens than any model gives in one answer.
 MAX_TOKENS_LIMIT = 10_000_000
-#: ``LLM_MAX_RESPONSE_BYTES`` by default: 8 MiB of decoded answer.
-DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+#: A cached answer lives at most a year.
+MAX_CACHE_TTL = 365 * 86_400.0
+#: One answer is at most 1 GiB, whatever LLM_MAX_RESPONSE_BYTES says.
+MAX_RESPONSE_BYTES_LIMIT = 1 << 30
 
 
 class LLMSettings(PatCodeSettings):
@@ -72,25 +77,25 @@ class LLMSettings(PatCodeSettings):
     #: Per answer; the upper bound only turns an absurd value into a clear error.
     max_tokens: int = Field(default=1024, gt=0, le=MAX_TOKENS_LIMIT)
     max_retries: int = Field(default=2, ge=0, le=10)
-    retry_base_delay: float = Field(default=0.5, ge=0)
-    max_rate_limit_wait: float = Field(default=60.0, ge=0)
-    request_deadline: float = Field(default=120.0, gt=0)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    first_byte_timeout: float | None = Field(default=None, gt=0)
+    retry_base_delay: float = Field(default=0.5, ge=0, le=MAX_SECONDS)
+    max_rate_limit_wait: float = Field(default=60.0, ge=0, le=MAX_SECONDS)
+    request_deadline: float = Field(default=120.0, gt=0, le=MAX_SECONDS)
+    connect_timeout: float = Field(default=10.0, gt=0, le=MAX_SECONDS)
+    first_byte_timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
     breaker_threshold: int = Field(default=3, ge=1)
-    breaker_cooldown: float = Field(default=30.0, gt=0)
-    breaker_max_cooldown: float = Field(default=300.0, gt=0)
-    first_token_timeout: float = Field(default=30.0, gt=0)
-    stream_idle_timeout: float = Field(default=15.0, gt=0)
+    breaker_cooldown: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
+    breaker_max_cooldown: float = Field(default=300.0, gt=0, le=MAX_SECONDS)
+    first_token_timeout: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
+    stream_idle_timeout: float = Field(default=15.0, gt=0, le=MAX_SECONDS)
     stream_recovery: Literal["restart", "error"] = "restart"
     stats_store: Literal["on", "off"] = "on"
     log_content: bool = False
     cache: bool = False
-    cache_ttl: float = Field(default=86400.0, gt=0)
+    cache_ttl: float = Field(default=86400.0, gt=0, le=MAX_CACHE_TTL)
     prices: str = ""
     #: Decoded bytes of one provider answer (plain, streamed or a status
     #: check); beyond it the answer is ``malformed_response`` and falls back.
-    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0, le=MAX_RESPONSE_BYTES_LIMIT)
 
     @field_validator("first_byte_timeout", mode="before")
     @classmethod

@@ -49,6 +49,10 @@ def check_base_url(value: str) -> str:
     return value
 
 
+#: No time limit, wait or deadline is longer than a day (sockets cannot take far larger ones).
+MAX_SECONDS = 86_400.0
+
+
 class ProviderSettings(PatCodeSettings):
     """Settings every provider has: model, base URL, timeout and maybe a key."""
 
@@ -56,7 +60,7 @@ class ProviderSettings(PatCodeSettings):
     model: str = ""
     #: ``""``: the provider has no base URL (its plugin knows where to go).
     base_url: str = ""
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
     #: Requests per minute PatCode sends at most (0: no limit of its own).
     rpm: int = Field(default=0, ge=0)
     #: With ``LLM_CACHE=true``, whether this provider's answers are cached (``<PREFIX>_CACHE=false`` opts out).

@@ -9,15 +9,21 @@ for another 429.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
-from patcode_core.durations import parse_duration
+from patcode_core.durations import MAX_WAIT, parse_duration
 from patcode_core.transport import rate_limit_wait
 
 WINDOW = 60.0
+
+MAX_REMAINING = 10**12
+"""The largest remaining-requests or -tokens count believed from a header; larger ones are cut to it."""
+_MAX_REMAINING = Decimal(MAX_REMAINING)
 
 
 class RequestsPerMinute:
@@ -62,13 +68,22 @@ class QuotaSnapshot:
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    """A count such as ``x-ratelimit-remaining-tokens``: an int in ``[0, MAX_REMAINING]`` or ``None``.
+
+    ``None`` when absent or unreadable (``inf``, ``nan``, negative, not a number);
+    a finite number beyond :data:`MAX_REMAINING` (``1e999``, 400 digits) is cut to it.
+    Never raises: a strange header must not throw a good answer away.
+    """
     value = headers.get(name)
-    if value is None:
+    if not value:
         return None
     try:
-        return int(float(value))
-    except ValueError:
+        number = Decimal(value)  # exact: no float overflow, no int-digits limit
+    except InvalidOperation:
         return None
+    if not number.is_finite() or number < 0:
+        return None
+    return int(min(number, _MAX_REMAINING))
 
 
 class QuotaTracker:
@@ -83,7 +98,7 @@ class QuotaTracker:
         self._remaining: dict[str, tuple[int | None, int | None, float]] = {}
 
     def observe(self, model: str, status: int, headers: Mapping[str, str]) -> None:
-        """Read one response's rate-limit headers (any status)."""
+        """Read one response's rate-limit headers (any status); never raises, whatever they hold."""
         now = self._clock()
         requests_left = _int_header(headers, "x-ratelimit-remaining-requests")
         tokens_left = _int_header(headers, "x-ratelimit-remaining-tokens")
@@ -105,8 +120,13 @@ class QuotaTracker:
                 self.block(model, reset)
 
     def block(self, model: str, seconds: float) -> None:
-        """Send nothing for ``model`` during ``seconds`` (never shortens an earlier block)."""
-        until = self._clock() + max(0.0, seconds)
+        """Send nothing for ``model`` during ``seconds`` (never shortens an earlier block).
+
+        ``seconds`` is cut to ``[0, MAX_WAIT]``; a ``nan`` blocks nothing.
+        """
+        if math.isnan(seconds):
+            return
+        until = self._clock() + min(max(0.0, seconds), MAX_WAIT)
         if until > self._blocked_until.get(model, 0.0):
             self._blocked_until[model] = until
 

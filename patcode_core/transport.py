@@ -8,31 +8,45 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from patcode_core.durations import parse_duration
+from patcode_core.durations import parse_duration, sane_wait
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
 
 
+def _number(text: str | None) -> float | None:
+    """The text as ``float()`` reads it (``inf`` and ``nan`` included); ``None`` when it cannot."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds a response asks us to wait: ``retry-after-ms``, then ``Retry-After`` (seconds or HTTP date)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
+    """Seconds a response asks us to wait: ``retry-after-ms``, then ``Retry-After`` (seconds or HTTP date).
+
+    A finite wait in ``[0, MAX_WAIT]`` (longer ones are cut to :data:`~patcode_core.durations.MAX_WAIT`),
+    or ``None`` when no header says one readably: ``inf``, ``nan``, a negative
+    number, a date no calendar holds or odd bytes are unreadable, never an error.
+    A date already past is a wait of 0.
+    """
+    milliseconds = _number(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        wait = sane_wait(milliseconds / 1000)
+        if wait is not None:
+            return wait
     value = headers.get("retry-after")
     if not value:
         return None
+    seconds = _number(value)
+    if seconds is not None:
+        return sane_wait(seconds)
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = parsedate_to_datetime(value).timestamp()
+    except (ValueError, OverflowError, OSError):  # unreadable, or a year or offset out of range
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return sane_wait(max(0.0, when - (time.time() if now is None else now)))
 
 
 def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -40,7 +54,8 @@ def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> flo
 
     ``retry-after-ms`` and ``Retry-After`` come first. Without them, the
     ``x-ratelimit-reset-*`` duration of whichever limit is at zero (or the
-    longest reset given) is the earliest a new request can succeed.
+    longest reset given) is the earliest a new request can succeed. Always
+    ``None`` or a finite wait in ``[0, MAX_WAIT]``, whatever the headers hold.
     """
     explicit = retry_after_seconds(headers, now)
     if explicit is not None:
