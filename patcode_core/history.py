@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,19 +20,25 @@ _UNITS = {"d": 86400.0, "w": 7 * 86400.0}
 def parse_since(text: str, now: float | None = None) -> float:
     """``1h``, ``30m``, ``7d``, ``2w`` ago, or a date ``2026-11-01`` (local midnight), as a timestamp.
 
-    :raises ValueError: for anything else.
+    :raises ValueError: for anything else, and for a moment no calendar holds
+        (``99999999999999999999d``, a year out of range); never another error.
     """
     now = time.time() if now is None else now
     value = text.strip()
-    if value[-1:] in _UNITS and value[:-1].replace(".", "", 1).isdigit():
-        return now - float(value[:-1]) * _UNITS[value[-1]]
-    seconds = parse_duration(value) if value and not value.replace(".", "", 1).isdigit() else None
-    if seconds is not None:
-        return now - seconds
+    count, unit = value[:-1], value[-1:]
+    # all digits is never a duration here, only maybe a date (``20261101``)
+    seconds = None if value.replace(".", "", 1).isdigit() else parse_duration(value, cap=None)
     try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
+        if unit in _UNITS and count.isascii() and count.replace(".", "", 1).isdigit():
+            moment = now - float(count) * _UNITS[unit]
+        elif seconds is not None:
+            moment = now - seconds
+        else:
+            moment = datetime.fromisoformat(value).timestamp()
+        datetime.fromtimestamp(moment)  # ValueError, OverflowError or OSError unless a calendar holds it
+    except (ValueError, OverflowError, OSError):
         raise ValueError(text) from None
+    return moment
 
 
 @dataclass(slots=True)
@@ -63,8 +70,19 @@ class ProviderUsage:
         return 100.0 * self.successes / self.requests if self.requests else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain values for ``--json``."""
-        return {**asdict(self), "success_rate": round(self.success_rate, 2)}
+        """Plain values for ``--json``: an infinite or NaN figure (a price of ``1e309``) is ``None``, as JSON has neither."""
+        return _finite({**asdict(self), "success_rate": round(self.success_rate, 2)})
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float inside it (dicts, lists) replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +102,7 @@ def cache_summary(store: UsageStore, now: float | None = None) -> list[CacheUsag
         "SELECT provider, COUNT(*), SUM(LENGTH(text)) FROM cache WHERE expires > ? GROUP BY provider ORDER BY provider",
         (time.time() if now is None else now,),
     )
-    hits = dict(store.query("SELECT provider, SUM(cached) FROM attempts GROUP BY provider"))
+    hits = dict(store.query(f"SELECT provider, SUM(n * cached) FROM ({store.rows_sql}) GROUP BY provider"))
     return [CacheUsage(provider, entries, size or 0, hits.get(provider) or 0) for provider, entries, size in rows]
 
 
@@ -97,23 +115,29 @@ def _percentile(values: list[float], fraction: float) -> float | None:
 
 
 def summarize(store: UsageStore, since: float | None = None, provider: str | None = None) -> list[ProviderUsage]:
-    """Every provider's figures since ``since`` (all history when ``None``), optionally one provider only."""
+    """Every provider's figures since ``since`` (all history when ``None``), optionally one provider only.
+
+    Counts, tokens, cost and fallbacks cover every row (:attr:`UsageStore.rows_sql`); the latency
+    figures come from whole rows, which in a memory store are the most recent
+    :data:`~patcode_core.store.MEMORY_ROWS`.
+    """
     store.flush()
     where, parameters = "at >= ?", [since if since is not None else 0.0]
     if provider:
         where += " AND provider = ?"
         parameters.append(provider)
+    every_row = f"({store.rows_sql})"
     rows = store.query(
         f"""SELECT provider,
-                SUM(outcome IN ('success', 'failure', 'cancelled') AND cached = 0),
-                SUM(outcome = 'success' AND cached = 0), SUM(outcome = 'failure'), SUM(outcome = 'cancelled'),
-                SUM(outcome = 'skipped'), SUM(cached),
+                SUM(n * (outcome IN ('success', 'failure', 'cancelled') AND cached = 0)),
+                SUM(n * (outcome = 'success' AND cached = 0)), SUM(n * (outcome = 'failure')),
+                SUM(n * (outcome = 'cancelled')), SUM(n * (outcome = 'skipped')), SUM(n * cached),
                 COALESCE(SUM(CASE WHEN outcome = 'success' THEN input_tokens END), 0),
                 COALESCE(SUM(CASE WHEN outcome = 'success' THEN output_tokens END), 0),
                 SUM(CASE WHEN outcome = 'success' THEN cost END),
-                SUM(outcome = 'success' AND cost IS NULL),
-                SUM(outcome = 'success' AND fallback_from IS NOT NULL)
-            FROM attempts WHERE {where} GROUP BY provider ORDER BY provider""",
+                SUM(CASE WHEN outcome = 'success' THEN unpriced ELSE 0 END),
+                SUM(n * (outcome = 'success' AND fallback_from IS NOT NULL))
+            FROM {every_row} WHERE {where} GROUP BY provider ORDER BY provider""",
         parameters,
     )
     names = ("requests", "successes", "failures", "cancelled", "skipped", "cache_hits", "input_tokens", "output_tokens")
@@ -131,7 +155,7 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
         if usage.cost is None and not usage.unpriced_answers:
             usage.cost = 0.0  # nothing answered, nothing spent
     for name, count in store.query(
-        f"SELECT fallback_from, COUNT(*) FROM attempts WHERE {where.replace('provider', 'fallback_from')} "
+        f"SELECT fallback_from, SUM(n) FROM {every_row} WHERE {where.replace('provider', 'fallback_from')} "
         "AND outcome = 'success' AND fallback_from IS NOT NULL GROUP BY fallback_from",
         parameters,
     ):
@@ -152,7 +176,7 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
         usage.p95_latency = _percentile(latencies, 0.95)
         usage.p50_first_token = _percentile(firsts, 0.50)
     for name, model, cost, unpriced in store.query(
-        f"SELECT provider, model, SUM(cost), SUM(cost IS NULL) FROM attempts WHERE {where} AND outcome = 'success' "
+        f"SELECT provider, model, SUM(cost), SUM(unpriced) FROM {every_row} WHERE {where} AND outcome = 'success' "
         "GROUP BY provider, model",
         parameters,
     ):

@@ -25,7 +25,7 @@ from patcode_core.prices import PriceBook, parse_price_overrides
 from patcode_core.ratelimit import QuotaSnapshot
 from patcode_core.redact import redact
 from patcode_core.router import Router
-from patcode_core.usage import DATABASE_NAME, UsageLog
+from patcode_core.usage import DATABASE_NAME, UsageLog, cache_scope
 
 if TYPE_CHECKING:
     from patcode_core.history import ProviderUsage
@@ -160,10 +160,16 @@ class LLMManager:
         """History, prices and cache as configured (``LLM_STATS_STORE``, ``LLM_PRICES``, ``LLM_CACHE``)."""
         published = {name: context.info.prices for name, context in self._contexts.items()}
         cache_for = frozenset(name for name, context in self._contexts.items() if llm.cache and context.settings.cache)
+        # An answer is cached per endpoint and account: a digest of the base URL and of the key, never the key.
+        scopes = {
+            name: cache_scope(self._contexts[name].settings.base_url, self._contexts[name].settings.api_key_value())
+            for name in cache_for
+        }
         return UsageLog(
             None if llm.stats_store == "off" else lambda: data_dir() / DATABASE_NAME,
             PriceBook(published, parse_price_overrides(llm.prices)),
             cache_for=cache_for,
+            scopes=scopes,
             cache_ttl=llm.cache_ttl,
             log_content=llm.log_content,
             on_unavailable=lambda reason: self._log.warning("history_off", reason=self._scrub_text(reason)),

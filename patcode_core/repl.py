@@ -51,6 +51,7 @@ def _terminal_reader(providers: Sequence[str]) -> Callable[[], str]:
     from prompt_toolkit.key_binding import KeyBindings
 
     from patcode_core.paths import history_file
+    from patcode_core.private_files import private_dir, private_file
 
     class SlashCompleter(Completer):
         def get_completions(self, document: Any, complete_event: Any) -> Iterable[Completion]:
@@ -62,8 +63,8 @@ def _terminal_reader(providers: Sequence[str]) -> Callable[[], str]:
     history: History
     path = history_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
+        private_dir(path.parent)  # 0700, and the file 0600: what you typed is yours alone
+        private_file(path)
         history = FileHistory(str(path))
     except OSError as exc:
         print(t("cli.history_off", file=path, error=exc.strerror or exc), file=sys.stderr)

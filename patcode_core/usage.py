@@ -4,7 +4,9 @@
 (:class:`~patcode_core.prices.PriceBook`), queues history rows (content only
 with ``LLM_LOG_CONTENT=true``; keys never reach it), and looks answers up in
 and adds them to the cache when ``LLM_CACHE=true`` and the provider has not
-opted out (``<PREFIX>_CACHE=false``).
+opted out (``<PREFIX>_CACHE=false``). Cache entries are scoped by endpoint
+and account (:func:`cache_scope`): an answer cached from one base URL or key
+is never served for another.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patcode_core.paths import DATABASE_NAME
 from patcode_core.prices import PriceBook
 from patcode_core.types import CachedAnswer, CompletionRequest, Usage
 
 if TYPE_CHECKING:
     from patcode_core.store import UsageStore
 
-DATABASE_NAME = "patcode.db"
+__all__ = ["DATABASE_NAME", "UsageLog", "cache_key", "cache_scope", "normalized_text"]
 
 
 def normalized_text(text: str) -> str:
@@ -31,17 +34,42 @@ def normalized_text(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()
 
 
-def cache_key(provider: str, model: str, request: CompletionRequest, extra: Mapping[str, object] | None = None) -> str:
-    """A digest of everything that changes the answer, normalised so equivalent requests meet."""
+def cache_scope(base_url: str, api_key: str | None) -> str:
+    """Who answers: a digest of the endpoint and of a hash of the key, for :func:`cache_key`'s ``scope``.
+
+    Two scopes differ when the base URL (trailing ``/`` aside) or the key
+    differ, so an answer cached from one server or account is never served
+    for another. Neither the key nor its hash is ever stored: only the cache
+    key, a digest of this digest with the request.
+    """
+    key_hash = hashlib.sha256(b"patcode-cache-account\0" + (api_key or "").encode("utf-8", "surrogatepass")).hexdigest()
+    endpoint = base_url.strip().rstrip("/")
+    return hashlib.sha256(json.dumps([endpoint, key_hash if api_key else ""]).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def cache_key(
+    provider: str,
+    model: str,
+    request: CompletionRequest,
+    extra: Mapping[str, object] | None = None,
+    *,
+    scope: str = "",
+) -> str:
+    """A digest of everything that changes the answer, normalised so equivalent requests meet.
+
+    :param scope: :func:`cache_scope` of the provider's endpoint and key (``""``: unscoped).
+    """
     body = {
         "provider": provider,
         "model": model,
+        "scope": scope,
         "messages": [[message.role, normalized_text(message.content)] for message in request.messages],
         "temperature": round(float(request.temperature), 6),
         "max_tokens": int(request.max_tokens),
         "extra": dict(sorted((extra or {}).items())),
     }
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    # surrogatepass: a prompt with a lone surrogate still gets its own key instead of an error
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class UsageLog:
@@ -50,7 +78,10 @@ class UsageLog:
     The database is opened at first use (a command that completes nothing
     never touches it). One that cannot be used is replaced by a store in
     memory and ``on_unavailable`` hears why, once: history is then off for
-    this process but nothing else changes.
+    this process but nothing else changes. Rows that cannot be written
+    later (a full disk, a read-only ``PATCODE_HOME``) are reported once, as
+    a ``history_rows_lost`` or ``history_read_only`` warning, at the next
+    attempt or at :meth:`close`; the rows after them are written when they can be.
 
     :param path: the database file (or a function that finds it, called at first use), or ``None``
         to keep everything in memory (``LLM_STATS_STORE=off``).
@@ -58,6 +89,9 @@ class UsageLog:
     :param cache_for: providers whose answers may be cached (empty: caching off).
     :param cache_ttl: seconds a cached answer stays valid.
     :param log_content: also store the prompt and the answer.
+    :param on_unavailable: hears once why the database could not be opened.
+    :param scopes: provider name → :func:`cache_scope` of its endpoint and key; a provider missing
+        here is cached unscoped.
     """
 
     def __init__(
@@ -69,12 +103,15 @@ class UsageLog:
         cache_ttl: float = 86400.0,
         log_content: bool = False,
         on_unavailable: Callable[[str], None] = lambda reason: None,
+        scopes: Mapping[str, str] | None = None,
     ) -> None:
         self._path = path
         self._store: UsageStore | None = None
         self._opening = threading.Lock()
         self._on_unavailable = on_unavailable
         self._warned = False
+        self._lost_reported = False
+        self.scopes: Mapping[str, str] = dict(scopes or {})
         self.prices = prices
         self.cache_for = cache_for
         self.cache_ttl = cache_ttl
@@ -103,18 +140,33 @@ class UsageLog:
 
     @property
     def persistent(self) -> bool:
-        """True when rows go to a database file that outlives the process."""
-        return self.store.path is not None and self.store.error is None
+        """True when the figures come from a database file that outlives the process (even a read-only one)."""
+        return self.store.path is not None
 
     def _unavailable(self, reason: str) -> None:
         if not self._warned:
             self._warned = True
             self._on_unavailable(reason)
 
+    def _report_lost(self, store: UsageStore) -> None:
+        """Warn once that rows could not be written, and why."""
+        if self._lost_reported or not store.lost:
+            return
+        self._lost_reported = True
+        from patcode_core.log import get_logger
+
+        folder = store.path.parent if store.path is not None else ""
+        if store.read_only is not None:
+            get_logger().warning("history_read_only", path=str(store.path), reason=store.read_only, folder=str(folder))
+        else:
+            get_logger().warning("history_rows_lost", path=str(store.path or ":memory:"), rows=store.lost,
+                                 reason=store.error, folder=str(folder))
+
     def close(self) -> None:
-        """Write what is queued and close the database."""
+        """Write what is queued and close the database (warning once if rows could not be written)."""
         if self._store is not None:
             self._store.close()
+            self._report_lost(self._store)
 
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:
         """USD of one answer, or ``None`` (unknown)."""
@@ -140,8 +192,6 @@ class UsageLog:
         from patcode_core.store import Attempt
 
         store = self.store
-        if store.error is not None:
-            self._unavailable(f"{store.path}: {store.error}")
         usage = usage or Usage()
         prompt = None
         if self.log_content and request is not None and request.messages:
@@ -165,15 +215,19 @@ class UsageLog:
                 answer=answer if self.log_content else None,
             )
         )
+        self._report_lost(store)
+
+    def _key(self, provider: str, request: CompletionRequest) -> str:
+        return cache_key(provider, request.model, request, scope=self.scopes.get(provider, ""))
 
     def cached(self, provider: str, request: CompletionRequest) -> CachedAnswer | None:
-        """The cached answer for this request at ``provider``, when caching is on for it."""
+        """The cached answer for this request at ``provider`` (same endpoint and key), when caching is on for it."""
         if provider not in self.cache_for:
             return None
-        return self.store.cached(cache_key(provider, request.model, request))
+        return self.store.cached(self._key(provider, request))
 
     def remember(self, provider: str, request: CompletionRequest, answer: CachedAnswer) -> None:
         """Cache a complete answer (never an error, never one cut by the token limit)."""
         if provider not in self.cache_for or answer.finish_reason == "length" or not answer.text:
             return
-        self.store.put_cached(cache_key(provider, request.model, request), provider, request.model, self.cache_ttl, answer)
+        self.store.put_cached(self._key(provider, request), provider, request.model, self.cache_ttl, answer)

@@ -217,7 +217,7 @@ MESSAGES: dict[str, str] = {
     # -- store (issue 9) --
     "log.private_file_tightened": "{path} was readable by other users (mode {mode}); now only you can read it (mode {new})",
     "log.private_file_unchanged": "Could not tighten the permissions of {path} ({mode}): {error}",
-    "log.history_rows_lost": "{rows} rows could not be saved in the history database {path} ({reason}). PatCode keeps answering and will save the next ones when it can; check the free space and the permissions of {folder}",
+    "log.history_rows_lost": "Could not write to the history database {path} ({reason}): {rows} row(s) not saved. PatCode keeps answering and will save the next ones when it can; check the free space and the permissions of {folder}",
     "log.history_read_only": "The history database {path} is read-only ({reason}): statistics show what is already saved, but this session will not be saved. Check the permissions of {folder}",
     "store.read_only": "Nothing was deleted: the history database {path} is read-only ({reason})",
     "store.read_only_fix": "Check the permissions of {folder} (or use another folder with PATCODE_HOME)",

@@ -217,7 +217,7 @@ MESSAGES: dict[str, str] = {
     # -- store (issue 9) --
     "log.private_file_tightened": "Otros usuarios podían leer {path} (permisos {mode}); ahora solo tú (permisos {new})",
     "log.private_file_unchanged": "No se pudieron ajustar los permisos de {path} ({mode}): {error}",
-    "log.history_rows_lost": "No se pudieron guardar {rows} registros en la base de historial {path} ({reason}). PatCode sigue respondiendo y guardará los siguientes en cuanto pueda; revisa el espacio libre y los permisos de {folder}",
+    "log.history_rows_lost": "No se pudo escribir en la base de historial {path} ({reason}): {rows} registro(s) sin guardar. PatCode sigue respondiendo y guardará los siguientes en cuanto pueda; revisa el espacio libre y los permisos de {folder}",
     "log.history_read_only": "La base de historial {path} es de solo lectura ({reason}): las estadísticas muestran lo ya guardado, pero esta sesión no se guardará. Revisa los permisos de {folder}",
     "store.read_only": "No se ha borrado nada: la base de historial {path} es de solo lectura ({reason})",
     "store.read_only_fix": "Revisa los permisos de {folder} (o usa otra carpeta con PATCODE_HOME)",
