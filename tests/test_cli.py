@@ -211,3 +211,10 @@ def test_cache_commands(provider_server: FakeProviderServer, tmp_path: Path) -> 
     assert "Caché vaciada (1 respuestas)." in run(["llm", "cache", "clear", "groq"], env, tmp_path).stdout
     run(["chat", "hola"], env, tmp_path)
     assert len(provider_server.requests("chat")) == 2
+
+
+@pytest.mark.parametrize("prompt", ["", "   "])
+def test_an_empty_prompt_is_a_usage_error(tmp_path: Path, prompt: str) -> None:
+    result = run(["chat", prompt], {"PATCODE_LOAD_PLUGINS": "ollama"}, tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("❌ El prompt está vacío")
+    assert "Traceback" not in result.stderr
