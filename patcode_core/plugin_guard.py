@@ -185,15 +185,21 @@ class _Watchdog:
         while True:
             time.sleep(WATCH_INTERVAL)
             now = time.monotonic()
-            with self._lock:
+            interrupted: list[tuple[str, float]] = []
+            stuck: tuple[str, float] | None = None
+            with self._lock:  # only the check and the interruption; printing happens outside
                 for ident, step in self._steps.items():
                     deadline, plugin, limit, interrupted_at = step
                     if interrupted_at is None and now > deadline:
                         step[3] = now
-                        get_logger().warning("plugin_blocked_loop", plugin=plugin, seconds=f"{limit:g}")
                         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_StepOverrun))
+                        interrupted.append((plugin, limit))
                     elif interrupted_at is not None and HARD_EXIT and now - interrupted_at > HARD_EXIT_GRACE:
-                        self._hard_exit(plugin, limit)
+                        stuck = (plugin, limit)
+            for plugin, limit in interrupted:
+                get_logger().warning("plugin_blocked_loop", plugin=plugin, seconds=f"{limit:g}")
+            if stuck is not None:
+                self._hard_exit(*stuck)
 
     @staticmethod
     def _hard_exit(plugin: str, limit: float) -> None:

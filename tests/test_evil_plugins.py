@@ -206,6 +206,14 @@ def test_a_busy_loop_in_an_async_hook_falls_back(sandbox: Sandbox) -> None:
     assert "busy" in answered.stderr
 
 
+def test_an_async_hook_blocked_in_c_code_still_lets_the_command_end(sandbox: Sandbox) -> None:
+    sandbox.install("sleeper", "evil_blocking_sleep", evil_plugins.blocking_sleep_source)
+    answered = sandbox.run(["chat", "--provider", "sleeper", "hola"], limit=20, LLM_FALLBACK_ORDER="sleeper,ollama", SLEEPER_TIMEOUT="2")
+    # time.sleep inside an async def cannot be interrupted: the CLI ends with one line naming the plugin.
+    assert answered.returncode == 1, answered.output
+    assert "❌" in answered.stderr and "'sleeper'" in answered.stderr and "Traceback" not in answered.stderr
+
+
 # -- plugins that break at import or in their settings ----------------------
 
 

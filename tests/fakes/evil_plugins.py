@@ -189,6 +189,21 @@ def busy_loop_source() -> str:
     )
 
 
+def blocking_sleep_source() -> str:
+    """Provider ``sleeper``: an ``async def provider_complete`` that blocks the event loop in C (``time.sleep``)."""
+    return _provider(
+        "sleeper",
+        "SLEEPER_",
+        _AVAILABLE,
+        """
+
+        @hookimpl
+        async def provider_complete(provider, request, context):
+            time.sleep(3600)
+        """,
+    )
+
+
 def sys_exit_source() -> str:
     """A plugin that calls ``sys.exit(3)`` while being imported."""
     return (
