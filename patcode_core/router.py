@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-
 from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitState
 from patcode_core.config import FallbackEntry, LLMConfig
 from patcode_core.context import ATTEMPT_MODEL, ProviderContext
