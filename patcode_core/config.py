@@ -193,7 +193,7 @@ class LLMConfig:
 
     def secret_values(self) -> list[str]:
         """Every secret of the core and of every loaded provider, for redaction."""
-        values = _secrets_of(self._core)
+        values = self._core.secret_values()
         for settings in self._providers.values():
             values += settings.secret_values()
         return values
@@ -304,16 +304,6 @@ def check_patcode_environment(environ: Mapping[str, str] | None = None) -> list[
     return lines
 
 
-def _secrets_of(settings: BaseSettings) -> list[str]:
-    """Every non-empty ``SecretStr`` value ``settings`` holds."""
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name, None)
-        if isinstance(value, SecretStr) and value.get_secret_value():
-            values.append(value.get_secret_value())
-    return values
-
-
 #: A piece of a key pasted with spaces inside is registered too, when this long.
 _MIN_SECRET_PIECE = 8
 
@@ -360,7 +350,7 @@ def _load_provider(
     try:
         shared = reads_shared_dotenv(settings_class)
         loaded = settings_class(_env_file=None if shared else env_file)  # type: ignore[call-arg]
-        return loaded, [*_secrets_of(loaded), *loaded.secret_values()], None
+        return loaded, loaded.secret_values(), None
     except ValidationError as exc:
         try:
             return None, [], "\n".join(describe_validation_error(settings_class, exc))
@@ -420,7 +410,7 @@ def load_settings(host: PluginHost | None = None, env_file: str | Path | None = 
         core: LLMSettings | None = None
         try:
             core = LLMSettings(_env_file=None)  # type: ignore[call-arg]
-            secrets += _secrets_of(core)
+            secrets += core.secret_values()
         except ValidationError as exc:
             core_problems.extend(describe_validation_error(LLMSettings, exc))
         core_problems += check_patcode_environment()

@@ -89,11 +89,7 @@ class ProviderSettings(PatCodeSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret this provider holds (each ``SecretStr``, a base URL's password), for redaction."""
-        values = []
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                values.append(value.get_secret_value())
+        values = super().secret_values()
         password = url_password(self.base_url) if isinstance(self.base_url, str) else None
         if password:
             values.append(password)

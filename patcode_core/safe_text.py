@@ -62,12 +62,17 @@ def for_terminal_line(text: str) -> str:
     return _UNSAFE_OR_NEWLINE.sub(_escape, text)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def without_surrogates(text: str) -> str:
-    """``text`` with each lone surrogate (bytes that were not UTF-8) replaced by U+FFFD, so it encodes."""
-    return _SURROGATE.sub(REPLACEMENT, text)
+    """``text`` as valid Unicode, so it encodes as UTF-8: surrogate pairs joined, a lone surrogate as U+FFFD.
+
+    A lone surrogate comes from bytes that were not UTF-8 (``surrogateescape``)
+    or from a broken ``\\ud800`` escape in a provider's JSON.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def no_color() -> bool:

@@ -91,6 +91,15 @@ class PatCodeSettings(BaseSettings):
             dotenv_settings = SharedDotenvSource(settings_cls, shared)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
+    def secret_values(self) -> list[str]:
+        """Every non-empty ``SecretStr`` value these settings hold, for redaction."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name, None)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
     @field_validator("*")
     @classmethod
     def _secret_is_one_clean_token(cls, value: Any) -> Any:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from patcode_core.safe_text import without_surrogates
 from patcode_core.types import CachedAnswer
 
 #: One list of statements per schema version; never edit a released step, add one.
@@ -177,24 +178,11 @@ class StoreUnavailable(Exception):
     """The database cannot be used; the message says why (history is then off)."""
 
 
-def safe_text(text: str) -> str:
-    """``text`` as valid Unicode: surrogate pairs joined, a lone surrogate replaced by U+FFFD.
-
-    A lone surrogate (from ``surrogateescape`` decoding, a broken JSON
-    escape) cannot be encoded as UTF-8, so SQLite would refuse the row.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text
-
-
 def _safe_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """The row, with its text made storable (the common all-ASCII row is returned as it is)."""
     if all(type(value) is not str or value.isascii() for value in row):
         return row
-    return tuple(safe_text(value) if type(value) is str else value for value in row)
+    return tuple(without_surrogates(value) if type(value) is str else value for value in row)
 
 
 def _write_loop(ref: weakref.ReferenceType[UsageStore]) -> None:
@@ -403,7 +391,7 @@ class UsageStore:
 
     def put_cached(self, key: str, provider: str, model: str, ttl: float, answer: CachedAnswer) -> None:
         """Queue one answer for the cache (its text made storable first, so memory and disk agree)."""
-        text = safe_text(answer.text)
+        text = without_surrogates(answer.text)
         if text is not answer.text:
             answer = dataclasses.replace(answer, text=text)
         now = time.time()

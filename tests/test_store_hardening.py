@@ -29,7 +29,8 @@ from patcode_core import store as store_module
 from patcode_core.errors import ConfigError, PatCodeError
 from patcode_core.history import ProviderUsage, cache_summary, summarize
 from patcode_core.prices import PriceBook
-from patcode_core.store import MEMORY_ROWS, Attempt, UsageStore, safe_text
+from patcode_core.safe_text import without_surrogates
+from patcode_core.store import MEMORY_ROWS, Attempt, UsageStore
 from patcode_core.types import CachedAnswer, CompletionRequest, Message, ProviderReply, Usage
 from patcode_core.usage import UsageLog, cache_scope
 
@@ -171,9 +172,9 @@ async def test_lone_surrogates_are_stored_replaced_and_later_rows_still_written(
 
 
 def test_safe_text_joins_pairs_and_replaces_lone_surrogates() -> None:
-    assert safe_text("ok ñ 😀") == "ok ñ 😀"
-    assert safe_text("\ud83d\ude00") == "😀"  # a pair split in two code units is one character again
-    assert safe_text("a\ud800b\udfffc") == "a\ufffdb\ufffdc"
+    assert without_surrogates("ok ñ 😀") == "ok ñ 😀"
+    assert without_surrogates("\ud83d\ude00") == "😀"  # a pair split in two code units is one character again
+    assert without_surrogates("a\ud800b\udfffc") == "a\ufffdb\ufffdc"
 
 
 def test_the_writer_survives_any_failure_and_warns_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
