@@ -85,7 +85,8 @@ def persist_default_provider(name: str, path: Path) -> None:
 
 def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bool) -> int:
     """Run ``providers``, ``switch NAME``, ``stats ...``, ``test NAME`` or ``cache stats|clear [NAME]``."""
-    from patcode_core.render import answer_text, printable, providers_block
+    from patcode_core.render import answer_text, providers_block
+    from patcode_core.safe_text import printable
 
     if not words:
         print(t("cli.llm_usage"), file=sys.stderr)
@@ -166,7 +167,7 @@ def _stats(facade: SyncLLMManager, words: list[str]) -> int:
 
 def _cache(facade: SyncLLMManager, words: list[str]) -> int:
     """``llm cache stats`` (entries and hits per provider) or ``llm cache clear [NAME]``."""
-    from patcode_core.render import printable
+    from patcode_core.safe_text import printable
 
     store = facade.manager.usage.store
     if words[0] == "clear":
@@ -207,7 +208,7 @@ def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
     elif command == "llm":
         guard(lambda: run_llm_command(facade, words[1:], persist=False))
     else:
-        from patcode_core.render import printable
+        from patcode_core.safe_text import printable
 
         print(t("cli.unknown_command", command=printable(line.split()[0])), file=sys.stderr)
     return True

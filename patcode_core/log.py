@@ -19,7 +19,7 @@ from typing import Any
 
 from patcode_core.i18n import t
 from patcode_core.redact import redact
-from patcode_core.safe_text import for_terminal_line
+from patcode_core.safe_text import printable_line
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
@@ -59,7 +59,7 @@ def _sentence(event: str, fields: dict[str, Any]) -> str:
 
 def _clean(value: Any) -> Any:
     """A field as it may be written: secrets removed, controls and newlines shown escaped."""
-    return for_terminal_line(redact(value if isinstance(value, str) else str(value)))
+    return printable_line(value if isinstance(value, str) else str(value))
 
 
 def _render_human(_: object, method: str, event_dict: dict[str, Any]) -> str:

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 from patcode_core.breaker import CircuitState
 from patcode_core.i18n import t
 from patcode_core.manager import LLMManager, ProviderStatus
-from patcode_core.redact import redact
-from patcode_core.safe_text import for_terminal, for_terminal_line
+from patcode_core.safe_text import for_terminal, printable, printable_line
 from patcode_core.types import CompletionResult
 
 if TYPE_CHECKING:
@@ -29,11 +28,11 @@ def providers_block(rows: Sequence[ProviderStatus]) -> str:
     for row in rows:
         mark = "✅" if row.available else "❌"
         current = f" {t('cli.current_tag')}" if row.current else ""
-        model = f" · {_field(row.model)}" if row.model else ""
-        line = f"  {mark} {_field(row.name)}{current}{model}"
+        model = f" · {printable_line(row.model)}" if row.model else ""
+        line = f"  {mark} {printable_line(row.name)}{current}{model}"
         if not row.available:
-            reason = _field(row.reason).rstrip(".")
-            line += f" — {reason}" + (f". {_field(row.suggestion)}" if row.suggestion else "")
+            reason = printable_line(row.reason).rstrip(".")
+            line += f" — {reason}" + (f". {printable_line(row.suggestion)}" if row.suggestion else "")
         lines.append(line)
         lines.extend("     " + note for note in _resilience_notes(row))
     return "\n".join(lines)
@@ -45,12 +44,12 @@ def _resilience_notes(row: ProviderStatus) -> list[str]:
     for circuit in row.circuits:
         if circuit.state is CircuitState.OPEN:
             notes.append(
-                t("cli.circuit_open", model=_field(circuit.model), failures=circuit.failures, seconds=f"{circuit.retry_in:.0f}")
+                t("cli.circuit_open", model=printable_line(circuit.model), failures=circuit.failures, seconds=f"{circuit.retry_in:.0f}")
             )
         else:
-            notes.append(t("cli.circuit_half_open", model=_field(circuit.model)))
+            notes.append(t("cli.circuit_half_open", model=printable_line(circuit.model)))
     if row.quota is not None and row.quota.blocked_for > 0:
-        notes.append(t("cli.quota_blocked", model=_field(row.model), seconds=f"{row.quota.blocked_for:.0f}"))
+        notes.append(t("cli.quota_blocked", model=printable_line(row.model), seconds=f"{row.quota.blocked_for:.0f}"))
     return notes
 
 
@@ -60,13 +59,13 @@ def stats_block(manager: LLMManager, figures: Sequence[ProviderUsage] | None = N
     on_off = t("cli.enabled") if manager.auto_fallback else t("cli.disabled")
     lines = [
         t("cli.stats_title"),
-        t("cli.stats_current", provider=_field(manager.get_current_provider() or "-")),
-        t("cli.stats_available", providers=_field(", ".join(configured) or "-")),
+        t("cli.stats_current", provider=printable_line(manager.get_current_provider() or "-")),
+        t("cli.stats_available", providers=printable_line(", ".join(configured) or "-")),
         t("cli.stats_fallback", state=on_off),
     ]
     figures = list(manager.usage_summary() if figures is None else figures)
     for usage in figures:
-        lines += ["", f"{_field(usage.provider)}:", *("  " + line for line in _usage_lines(usage))]
+        lines += ["", f"{printable_line(usage.provider)}:", *("  " + line for line in _usage_lines(usage))]
     if not figures:
         lines += ["", t("cli.stats_empty")]
     return "\n".join(lines)
@@ -92,7 +91,7 @@ def _usage_lines(usage: ProviderUsage) -> list[str]:
         t("cli.stats_tokens", input=usage.input_tokens, output=usage.output_tokens),
     ]
     cost = t("cli.cost_unknown") if usage.unpriced_answers else _usd(usage.cost)
-    by_model = ", ".join(f"{_field(model)} {_usd(value)}" for model, value in sorted(usage.cost_by_model.items()))
+    by_model = ", ".join(f"{printable_line(model)} {_usd(value)}" for model, value in sorted(usage.cost_by_model.items()))
     lines.append(t("cli.stats_cost", value=cost) + (f" ({by_model})" if by_model else ""))
     lines.append(t("cli.stats_fallbacks", into=usage.fallbacks_in, out=usage.fallbacks_out))
     lines.append(t("cli.stats_cache_hits", value=usage.cache_hits))
@@ -106,7 +105,7 @@ def _usage_lines(usage: ProviderUsage) -> list[str]:
 def answer_header(result: CompletionResult) -> str:
     """The line above an answer: who served it, with which model, how fast."""
     return t(
-        "cli.answer_header", provider=_field(result.provider), model=_field(result.model), seconds=f"{result.latency:.2f}"
+        "cli.answer_header", provider=printable_line(result.provider), model=printable_line(result.model), seconds=f"{result.latency:.2f}"
     )
 
 
@@ -124,12 +123,3 @@ def error_text(error: BaseException | str) -> str:
     """A user-facing error as one block starting with ❌ (secrets removed, controls shown escaped)."""
     return f"❌ {printable(str(error))}"
 
-
-def printable(text: str) -> str:
-    """Any text from outside PatCode as it may be printed: redacted, controls shown escaped."""
-    return for_terminal(redact(text))
-
-
-def _field(text: str) -> str:
-    """A one-line field (a name, a model, a reason) as it may be printed."""
-    return for_terminal_line(redact(text))

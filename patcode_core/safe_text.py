@@ -25,6 +25,8 @@ import os
 import re
 from typing import TextIO
 
+from patcode_core.redact import redact
+
 # C0 but \t and \n; DEL and C1; the Arabic letter mark; zero-width and bidi marks;
 # bidi embeddings/overrides/isolates; invisible operators; the BOM used as a
 # zero-width no-break space; the Mongolian vowel separator; lone surrogates.
@@ -60,6 +62,16 @@ def for_terminal(text: str) -> str:
 def for_terminal_line(text: str) -> str:
     """Like :func:`for_terminal`, and newlines and tabs escaped too: for a name or a one-line field."""
     return _UNSAFE_OR_NEWLINE.sub(_escape, text)
+
+
+def printable(text: str) -> str:
+    """Any text from outside PatCode as it may be printed: secrets removed, controls shown escaped."""
+    return for_terminal(redact(text))
+
+
+def printable_line(text: str) -> str:
+    """A one-line field from outside PatCode (a name, a model, a reason) as it may be printed."""
+    return for_terminal_line(redact(text))
 
 
 def without_surrogates(text: str) -> str:
