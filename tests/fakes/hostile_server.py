@@ -58,6 +58,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+from http_requests import read_request  # noqa: E402
+
 EVIL_LOCATION = "http://evil.example/v1/chat/completions"
 ESCAPES = (
     "\x1b]52;c;ZXZpbA==\x07"  # OSC 52: write the clipboard
@@ -409,32 +412,6 @@ def decode_body(raw: bytes) -> Any:
         return json.loads(text) if text else None
     except (json.JSONDecodeError, RecursionError):
         return text
-
-
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
-    try:
-        head_bytes = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        return None
-    lines = head_bytes.decode("latin-1").split("\r\n")
-    method, target, _ = lines[0].split(" ", 2)
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if ":" in line:
-            key, value = line.split(":", 1)
-            headers[key.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            data = await reader.readexactly(size + 2)  # the chunk and its CRLF
-            if size == 0:
-                break
-            body += data[:-2]
-    else:
-        length = int(headers.get("content-length", "0"))
-        body = await reader.readexactly(length) if length else b""
-    return method, target.split("?")[0], headers, body
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

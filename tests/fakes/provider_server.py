@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from http_requests import read_request  # noqa: E402
 from streaming_replies import send_stream  # noqa: E402
 
 OLLAMA_MODELS = ["qwen2.5-coder:1.5b", "llama3.2:latest"]
@@ -195,23 +196,6 @@ def encode(status: int, payload: Any, headers: dict[str, str] | None = None, con
     lines = [f"HTTP/1.1 {status} X", f"Content-Type: {content_type}", f"Content-Length: {len(data)}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
-
-
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    method, target, _ = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            key, value = line.split(":", 1)
-            headers[key.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    body = await reader.readexactly(length) if length else b""
-    return method, target.split("?")[0], headers, body
 
 
 async def trickle(writer: asyncio.StreamWriter, data: bytes, seconds: float) -> None:
