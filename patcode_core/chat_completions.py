@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -22,9 +22,10 @@ from patcode_core.durations import parse_duration
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import t
+from patcode_core.provider_settings import ProviderSettings
 from patcode_core.sse import sse_data
 from patcode_core.transport import rate_limit_wait
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
+from patcode_core.types import Availability, CompletionRequest, Message, ProviderInfo, ProviderReply, StreamChunk, Usage
 
 #: How long a quick availability check may take, at most.
 AVAILABILITY_TIMEOUT = 5.0
@@ -39,7 +40,10 @@ _STANDARD_TOP = {"id", "object", "created", "model", "choices", "usage"}
 class Dialect:
     """What one provider's chat-completions server does its own way.
 
-    :param max_tokens_field: the request field that caps output tokens.
+    :param max_tokens_field: the field that caps output tokens on the
+        provider's official API (its settings class's default ``base_url``);
+        any other base URL gets ``max_tokens``, which every compatible
+        server reads (see :func:`token_limit_field`).
     :param models_url: where people see which models the provider serves.
     :param billing_hint: what to check when the quota is exhausted.
     :param stream_usage_in: a top-level object of stream chunks that also
@@ -53,13 +57,54 @@ class Dialect:
     stream_usage_in: str | None = None
 
 
-def payload(request: CompletionRequest, dialect: Dialect) -> dict[str, Any]:
-    """The JSON body for ``POST /chat/completions``."""
+#: What ``<PREFIX>_MAX_TOKENS_FIELD`` may say.
+TokenLimitField = Literal["auto", "max_tokens", "max_completion_tokens"]
+
+
+class ChatCompletionsSettings(ProviderSettings):
+    """Settings of a chat-completions provider: the base ones, plus the token-limit field.
+
+    ``<PREFIX>_MAX_TOKENS_FIELD``: ``auto`` (default) sends the dialect's field
+    to the provider's official base URL and ``max_tokens`` to any other one;
+    ``max_tokens`` or ``max_completion_tokens`` forces that field.
+    """
+
+    max_tokens_field: TokenLimitField = "auto"
+
+
+def official_base_url(settings: ProviderSettings) -> str:
+    """The base URL the provider's settings class defaults to: its own API."""
+    default = type(settings).model_fields["base_url"].default
+    return str(default or "").rstrip("/")
+
+
+def is_official(settings: ProviderSettings) -> bool:
+    """True when ``base_url`` is the provider's own API, not a proxy or a compatible server."""
+    return bool(settings.base_url) and settings.base_url.rstrip("/") == official_base_url(settings)
+
+
+def token_limit_field(settings: ProviderSettings, dialect: Dialect) -> str:
+    """The request field that carries ``max_tokens`` for this provider and base URL.
+
+    OpenAI's API deprecated ``max_tokens`` for ``max_completion_tokens``, but
+    llama.cpp's server and many compatible servers silently ignore the new
+    field and generate without a limit. So the new field goes only where it
+    is known to be read: the official base URL.
+    """
+    forced = getattr(settings, "max_tokens_field", "auto")
+    if forced != "auto":
+        return str(forced)
+    return dialect.max_tokens_field if is_official(settings) else "max_tokens"
+
+
+def payload(request: CompletionRequest, dialect: Dialect, settings: ProviderSettings | None = None) -> dict[str, Any]:
+    """The JSON body for ``POST /chat/completions`` (``settings`` picks the token-limit field)."""
+    field = token_limit_field(settings, dialect) if settings is not None else dialect.max_tokens_field
     return {
         "model": request.model,
         "messages": [message.as_dict() for message in request.messages],
         "temperature": request.temperature,
-        dialect.max_tokens_field: request.max_tokens,
+        field: request.max_tokens,
         "stream": False,
     }
 
@@ -75,7 +120,7 @@ async def complete(context: ProviderContext, request: CompletionRequest, dialect
         raise context.not_configured_error(request.model)
     try:
         response = await context.client.post(
-            "/chat/completions", json=payload(request, dialect), headers=_headers(context)
+            "/chat/completions", json=payload(request, dialect, context.settings), headers=_headers(context)
         )
     except httpx.TransportError as exc:
         raise context.transport_error(exc, model=request.model) from None
@@ -88,7 +133,7 @@ async def stream(context: ProviderContext, request: CompletionRequest, dialect: 
     """Send one streaming chat completion and yield its chunks (``stream_options.include_usage`` on)."""
     if not context.configured:
         raise context.not_configured_error(request.model)
-    body = {**payload(request, dialect), "stream": True, "stream_options": {"include_usage": True}}
+    body = {**payload(request, dialect, context.settings), "stream": True, "stream_options": {"include_usage": True}}
     try:
         async with context.client.stream("POST", "/chat/completions", json=body, headers=_headers(context)) as response:
             if response.status_code != 200:
@@ -199,9 +244,7 @@ def in_band_error(context: ProviderContext, error: object, model: str) -> Provid
         key_var = context.info.key_env or context.var("api_key")
         return context.error(ErrorKind.AUTHENTICATION, t("error.auth", status=200, detail=detail), t("suggest.check_key", var=key_var), model=model)
     if code in ("model_not_found", "model_decommissioned"):
-        return context.error(
-            ErrorKind.MODEL_NOT_FOUND, t("error.model_not_found", model=model), t("suggest.choose_model", var=context.var("model"), url=""), model=model
-        )
+        return context.error(ErrorKind.MODEL_NOT_FOUND, t("error.model_not_found", model=model), t("suggest.choose_listed_model", var=context.var("model")), model=model)
     if code == "context_length_exceeded":
         return context.error(ErrorKind.CONTEXT_LENGTH, t("error.context_length", detail=detail), t("suggest.shorten"), model=model)
     if code in ("content_filter", "content_policy_violation"):
@@ -328,13 +371,13 @@ def error_from_response(
         return make(
             ErrorKind.MODEL_NOT_FOUND,
             t("error.model_retired", model=model),
-            t("suggest.choose_model", var=context.var("model"), url=dialect.models_url),
+            choose_model_suggestion(context, dialect),
         )
     if code == "model_not_found" or (status == 404 and "model" in lowered):
         return make(
             ErrorKind.MODEL_NOT_FOUND,
             t("error.model_not_found", model=model),
-            t("suggest.choose_model", var=context.var("model"), url=dialect.models_url),
+            choose_model_suggestion(context, dialect),
         )
     if status == 404:
         return make(
@@ -351,8 +394,32 @@ def error_from_response(
     return make(ErrorKind.BAD_REQUEST, t("error.bad_request", status=status, detail=detail), t("suggest.bad_request"))
 
 
+#: Model ids a "not listed" message shows at most.
+LISTED_IDS_SHOWN = 5
+
+
+def choose_model_suggestion(context: ProviderContext, dialect: Dialect) -> str:
+    """How to pick another model: the provider's model page for its own API, the server's list otherwise."""
+    if dialect.models_url and is_official(context.settings):
+        return t("suggest.choose_model", var=context.var("model"), url=dialect.models_url)
+    return t("suggest.choose_listed_model", var=context.var("model"))
+
+
+def listed_ids(models: tuple[str, ...]) -> str:
+    """The first ids a server listed, shortened, and how many more there are."""
+    shown = ", ".join(f"'{model[:80]}'" for model in models[:LISTED_IDS_SHOWN])
+    more = len(models) - LISTED_IDS_SHOWN
+    return shown + (t("cli.and_more", count=more) if more > 0 else "")
+
+
 async def available(context: ProviderContext, dialect: Dialect) -> Availability:
-    """Check key and model with ``GET /models`` (costs no tokens)."""
+    """Check key and model with ``GET /models`` (costs no tokens on the provider's own API).
+
+    A compatible server (any other base URL) that does not list the model
+    may still serve it: many serve one model under whatever name they are
+    sent. Only then is a one-token request sent to find out; if it answers,
+    the provider is available, with a note naming the ids the server listed.
+    """
     if not context.configured:
         return Availability.from_error(context.not_configured_error())
     model = context.settings.model
@@ -368,16 +435,33 @@ async def available(context: ProviderContext, dialect: Dialect) -> Availability:
     except ProviderError as error:
         return Availability.from_error(error)
     data = body.get("data") if isinstance(body, dict) else None
-    models = tuple(str(item["id"]) for item in data or [] if isinstance(item, dict) and "id" in item)
-    if models and model not in models:
-        return Availability(
-            False,
-            t("error.model_not_found", model=model),
-            t("suggest.choose_model", var=context.var("model"), url=dialect.models_url),
-            ErrorKind.MODEL_NOT_FOUND,
-            models,
+    models = tuple(str(item["id"]) for item in data if isinstance(item, dict) and "id" in item) if isinstance(data, list) else ()
+    if not models or model in models:
+        return Availability(True, models=models)
+    if not is_official(context.settings) and await _serves_unlisted(context, dialect, model):
+        return Availability(True, t("available.model_not_listed", model=model, listed=listed_ids(models)), models=models)
+    return Availability(
+        False,
+        t("error.model_not_listed", model=model, listed=listed_ids(models)),
+        choose_model_suggestion(context, dialect),
+        ErrorKind.MODEL_NOT_FOUND,
+        models,
+    )
+
+
+async def _serves_unlisted(context: ProviderContext, dialect: Dialect, model: str) -> bool:
+    """True when the server answers a one-token request for ``model``, which it did not list."""
+    probe = CompletionRequest(messages=(Message("user", "hi"),), model=model, temperature=0.0, max_tokens=1)
+    try:
+        response = await context.client.post(
+            "/chat/completions",
+            json=payload(probe, dialect, context.settings),
+            headers=_headers(context),
+            timeout=min(AVAILABILITY_TIMEOUT, context.settings.timeout),
         )
-    return Availability(True, models=models)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
 
 
 class ChatCompletionsPlugin:

@@ -12,7 +12,6 @@ from pydantic_settings import SettingsConfigDict
 from patcode_core import chat_completions
 from patcode_core.i18n import Catalogue
 from patcode_core.prices import Price
-from patcode_core.provider_settings import ProviderSettings
 from patcode_core.types import ProviderInfo
 
 NAME = "groq"
@@ -39,7 +38,7 @@ MESSAGES = Catalogue(
 )
 
 
-class GroqSettings(ProviderSettings):
+class GroqSettings(chat_completions.ChatCompletionsSettings):
     """``GROQ_*`` variables."""
 
     model_config = SettingsConfigDict(env_prefix="GROQ_")

@@ -42,6 +42,7 @@ MESSAGES = Catalogue(
         "error": "Ollama respondió HTTP {status}: {detail}",
         "auth": "Ollama (o un proxy delante de él) rechazó la petición (HTTP {status}): {detail}",
         "check_auth": "Revisa OLLAMA_BASE_URL y las credenciales del proxy o de ollama.com",
+        "openai_compatible": "{url} no tiene la API de Ollama (/api/...), pero parece un servidor compatible con OpenAI: usa el plugin openai con OPENAI_BASE_URL={v1}",
     },
     en={
         "serve": "Make sure Ollama is running: ollama serve",
@@ -50,6 +51,7 @@ MESSAGES = Catalogue(
         "error": "Ollama answered HTTP {status}: {detail}",
         "auth": "Ollama (or a proxy in front of it) refused the request (HTTP {status}): {detail}",
         "check_auth": "Check OLLAMA_BASE_URL and the credentials of the proxy or of ollama.com",
+        "openai_compatible": "{url} has no Ollama API (/api/...), but it looks like an OpenAI-compatible server: use the openai plugin with OPENAI_BASE_URL={v1}",
     },
 )
 
@@ -93,6 +95,28 @@ def _auth_headers(context: ProviderContext) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+async def _with_hint(context: ProviderContext, error: ProviderError) -> ProviderError:
+    """A 404 from a server that speaks chat completions instead: say so, and which plugin to use.
+
+    Only an ``ENDPOINT_NOT_FOUND`` costs one quick ``GET /v1/models`` to find out.
+    """
+    if error.kind is not ErrorKind.ENDPOINT_NOT_FOUND:
+        return error
+    base = context.settings.base_url.rstrip("/")
+    v1 = base if base.endswith("/v1") else f"{base}/v1"
+    try:
+        response = await context.client.get(f"{v1}/models", headers=_auth_headers(context), timeout=min(TAGS_TIMEOUT, context.settings.timeout))
+        listed = response.status_code == 200 and isinstance(response.json().get("data"), list)
+    except (httpx.TransportError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        listed = False
+    if not listed:
+        return error
+    hinted = context.error(
+        error.kind, error.message, MESSAGES.t("openai_compatible", url=base, v1=v1), status_code=error.status_code, model=error.model
+    )
+    return hinted
+
+
 def _unreachable(context: ProviderContext, exc: httpx.TransportError, model: str | None = None) -> ProviderError:
     return context.transport_error(exc, unreachable_suggestion=MESSAGES.t("serve"), model=model)
 
@@ -108,7 +132,7 @@ async def provider_available(provider: str, context: ProviderContext) -> Availab
     except httpx.TransportError as exc:
         return Availability.from_error(_unreachable(context, exc))
     if response.status_code != 200:
-        return Availability.from_error(_http_error(context, response, model))
+        return Availability.from_error(await _with_hint(context, _http_error(context, response, model)))
     try:
         body = response.json()
         names = tuple(str(item.get("name") or item.get("model")) for item in body.get("models") or [])
@@ -188,7 +212,7 @@ async def provider_complete(provider: str, request: CompletionRequest, context: 
     except httpx.TransportError as exc:
         raise _unreachable(context, exc, request.model) from None
     if response.status_code != 200:
-        raise _http_error(context, response, request.model)
+        raise await _with_hint(context, _http_error(context, response, request.model))
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -241,7 +265,7 @@ async def provider_stream(provider: str, request: CompletionRequest, context: Pr
         ) as response:
             if response.status_code != 200:
                 await response.aread()
-                raise _http_error(context, response, request.model)
+                raise await _with_hint(context, _http_error(context, response, request.model))
             skipped = 0
             async for raw in response.aiter_lines():
                 if not raw.strip():

@@ -230,3 +230,33 @@ async def test_stream_of_a_model_not_pulled(manager: LLMManager) -> None:
         async for _ in manager.stream("hola", fallback=False):
             pass
     assert caught.value.kind is ErrorKind.MODEL_NOT_FOUND and "ollama pull qwen2.5-coder:1.5b" in caught.value.suggestion
+
+
+# -- pointed at an OpenAI-compatible server (llama.cpp's, vLLM, LM Studio) -------------------
+
+NOT_FOUND = {"detail": "Not Found"}  # what a FastAPI-based server answers for /api/chat
+
+
+@respx.mock
+async def test_an_openai_compatible_server_gets_the_hint_to_use_the_openai_plugin(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(404, json=NOT_FOUND))
+    respx.get(f"{BASE}/api/tags").mock(return_value=httpx.Response(404, json=NOT_FOUND))
+    respx.get(f"{BASE}/v1/models").mock(return_value=httpx.Response(200, json={"object": "list", "data": [{"id": "smollm2"}]}))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    status = await manager.availability("ollama")
+    expected = (
+        "http://localhost:11434 no tiene la API de Ollama (/api/...), pero parece un servidor compatible con OpenAI: "
+        "usa el plugin openai con OPENAI_BASE_URL=http://localhost:11434/v1"
+    )
+    assert caught.value.kind is ErrorKind.ENDPOINT_NOT_FOUND and caught.value.suggestion == expected
+    assert not status.available and status.suggestion == expected
+
+
+@respx.mock
+async def test_a_plain_404_keeps_its_own_advice(manager: LLMManager) -> None:
+    respx.post(f"{BASE}/api/chat").mock(return_value=httpx.Response(404, text="404 page not found"))
+    respx.get(f"{BASE}/v1/models").mock(return_value=httpx.Response(404, text="404 page not found"))
+    with pytest.raises(ProviderError) as caught:
+        await manager.complete("hola", fallback=False)
+    assert caught.value.kind is ErrorKind.ENDPOINT_NOT_FOUND and caught.value.suggestion == "Verifica OLLAMA_BASE_URL"

@@ -11,7 +11,6 @@ from pydantic_settings import SettingsConfigDict
 from patcode_core import chat_completions
 from patcode_core.i18n import Catalogue
 from patcode_core.prices import Price
-from patcode_core.provider_settings import ProviderSettings
 from patcode_core.types import ProviderInfo
 
 NAME = "openai"
@@ -31,7 +30,7 @@ MESSAGES = Catalogue(
 )
 
 
-class OpenAISettings(ProviderSettings):
+class OpenAISettings(chat_completions.ChatCompletionsSettings):
     """``OPENAI_*`` variables."""
 
     model_config = SettingsConfigDict(env_prefix="OPENAI_")

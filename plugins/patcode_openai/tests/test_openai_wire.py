@@ -334,3 +334,95 @@ async def test_a_server_that_ignores_stream_still_answers(manager: LLMManager) -
     respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(200, json=SUCCESS))
     result = [event async for event in manager.stream("hola")][-1]
     assert result.text == SUCCESS["choices"][0]["message"]["content"]
+
+
+# -- the token-limit field: max_completion_tokens only where it is known to be read ----------
+
+COMPATIBLE = "http://127.0.0.1:8099/v1"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "forced", "expected"),
+    [
+        (None, None, "max_completion_tokens"),  # OpenAI's own API
+        (COMPATIBLE, None, "max_tokens"),  # llama.cpp's server, vLLM, LM Studio...: the field they all read
+        (COMPATIBLE, "max_completion_tokens", "max_completion_tokens"),
+        (None, "max_tokens", "max_tokens"),
+    ],
+)
+@respx.mock
+async def test_token_limit_field_follows_the_base_url(
+    monkeypatch: pytest.MonkeyPatch, base_url: str | None, forced: str | None, expected: str
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "openai")
+    monkeypatch.setenv("LLM_MAX_TOKENS", "16")
+    if base_url:
+        monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    if forced:
+        monkeypatch.setenv("OPENAI_MAX_TOKENS_FIELD", forced)
+    route = respx.post(f"{base_url or BASE}/chat/completions").mock(return_value=httpx.Response(200, json=SUCCESS))
+    manager = LLMManager(host=PluginHost.discover(), env_file=None)
+    try:
+        await manager.complete("Hi", fallback=False)
+    finally:
+        await manager.aclose()
+    body = json.loads(route.calls.last.request.content)
+    other = {"max_tokens", "max_completion_tokens"} - {expected}
+    assert body[expected] == 16 and not other & body.keys()
+
+
+def test_a_wrong_token_limit_field_puts_only_openai_out_of_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_MAX_TOKENS_FIELD", "max_output_tokens")
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "openai")
+    manager = LLMManager(host=PluginHost.discover(), env_file=None)
+    assert "OPENAI_MAX_TOKENS_FIELD" in manager.settings.llm.problems["openai"]
+
+
+# -- llm providers against a compatible server that lists its model under another id ---------
+
+LLAMA_MODELS = {"object": "list", "data": [{"id": "/models/SmolLM2-135M-Instruct.Q4_1.gguf", "object": "model", "owned_by": "me", "permissions": []}]}
+
+
+def _compatible(monkeypatch: pytest.MonkeyPatch) -> LLMManager:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", COMPATIBLE)
+    monkeypatch.setenv("PATCODE_LOAD_PLUGINS", "openai")
+    return LLMManager(host=PluginHost.discover(), env_file=None)
+
+
+@respx.mock
+async def test_a_server_that_answers_any_model_name_is_available_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    respx.get(f"{COMPATIBLE}/models").mock(return_value=httpx.Response(200, json=LLAMA_MODELS))
+    probe = respx.post(f"{COMPATIBLE}/chat/completions").mock(return_value=httpx.Response(200, json=SUCCESS))
+    async with _compatible(monkeypatch) as manager:
+        status = await manager.availability("openai")
+    assert status.available
+    assert status.reason == (
+        "el servidor no lista 'gpt-4o-mini' pero responde con ese nombre (lista: '/models/SmolLM2-135M-Instruct.Q4_1.gguf')"
+    )
+    body = json.loads(probe.calls.last.request.content)
+    assert body["max_tokens"] == 1 and body["model"] == "gpt-4o-mini"
+
+
+@respx.mock
+async def test_a_server_that_refuses_the_model_shows_the_ids_it_listed_and_no_openai_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = {"object": "list", "data": [{"id": f"model-{i}"} for i in range(7)]}
+    respx.get(f"{COMPATIBLE}/models").mock(return_value=httpx.Response(200, json=listed))
+    respx.post(f"{COMPATIBLE}/chat/completions").mock(
+        return_value=httpx.Response(404, json={"error": {"message": "The model `gpt-4o-mini` does not exist", "type": "invalid_request_error", "code": "model_not_found"}})
+    )
+    async with _compatible(monkeypatch) as manager:
+        status = await manager.availability("openai")
+    assert not status.available and status.kind is ErrorKind.MODEL_NOT_FOUND
+    assert status.reason == "el servidor no tiene el modelo 'gpt-4o-mini'; lista: 'model-0', 'model-1', 'model-2', 'model-3', 'model-4' y 2 más"
+    assert "platform.openai.com" not in status.suggestion and "OPENAI_MODEL" in status.suggestion
+
+
+@respx.mock
+async def test_openais_own_api_links_its_model_page_and_sends_no_probe(manager: LLMManager) -> None:
+    respx.get(f"{BASE}/models").mock(return_value=httpx.Response(200, json={"object": "list", "data": [{"id": "gpt-4o"}]}))
+    probe = respx.post(f"{BASE}/chat/completions")
+    status = await manager.availability("openai")
+    assert not status.available and "https://platform.openai.com/docs/models" in status.suggestion
+    assert not probe.called
