@@ -220,6 +220,7 @@ class ProviderContext:
             timeout=timeout,
             url_var=self.var("base_url"),
             timeout_var=timeout_var,
+            url_was_set="base_url" in self.settings.model_fields_set,
             unreachable_suggestion=unreachable_suggestion,
             model=model,
         )

@@ -486,12 +486,9 @@ class Router:
                 t("suggest.deadline"),
                 model=model,
             )
-        seconds = f"{context.settings.timeout:g}"
+        seconds, var = f"{context.settings.timeout:g}", context.var("timeout")
         return context.error(
-            ErrorKind.TIMEOUT,
-            t("error.no_answer", seconds=seconds),
-            t("suggest.timeout", seconds=seconds, var=context.var("timeout")),
-            model=model,
+            ErrorKind.TIMEOUT, t("error.read_timeout", seconds=seconds, var=var), t("suggest.read_timeout", var=var), model=model
         )
 
     def _rate_limited(self, context: ProviderContext, request: CompletionRequest, wait: float) -> ProviderError:

@@ -307,7 +307,8 @@ class StreamRunner:
     async def _next(self, live: LiveStream, deadline: Deadline, opened: Opened) -> StreamChunk:
         """The next chunk within the idle limit and the deadline; a broken stream raises a ProviderError."""
         context, model = opened.context, opened.request.model
-        budget = min(self.idle_timeout, deadline.remaining())
+        limit = min(self.idle_timeout, context.settings.timeout)
+        budget = min(limit, deadline.remaining())
         try:
             async with asyncio.timeout(budget):
                 chunk = await anext(live.chunks)
@@ -316,12 +317,13 @@ class StreamRunner:
         except asyncio.CancelledError:
             raise
         except TimeoutError:
-            if budget >= self.idle_timeout:
-                seconds = f"{self.idle_timeout:g}"
+            if budget >= limit:
+                seconds = f"{limit:g}"
+                var = "LLM_STREAM_IDLE_TIMEOUT" if self.idle_timeout <= context.settings.timeout else context.var("timeout")
                 raise context.error(
                     ErrorKind.TIMEOUT,
-                    t("error.stream_stalled", seconds=seconds),
-                    t("suggest.timeout", seconds=seconds, var="LLM_STREAM_IDLE_TIMEOUT"),
+                    t("error.stream_stalled", seconds=seconds, var=var),
+                    t("suggest.timeout", seconds=seconds, var=var),
                     model=model,
                 ) from None
             raise self._router.as_provider_error(TimeoutError(), context, model, deadline, cut_by_deadline=True) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -75,6 +77,36 @@ def rate_limit_wait(headers: Mapping[str, str], now: float | None = None) -> flo
     return max(exhausted or resets.values())
 
 
+#: ``getaddrinfo`` failures: the name could not be looked up (no network, no DNS).
+_DNS_ERRNOS = {socket.EAI_NONAME, socket.EAI_AGAIN, socket.EAI_FAIL, getattr(socket, "EAI_NODATA", -5)}
+#: The machine has no route to the host: no network at all, or it is down.
+_NO_ROUTE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
+_DNS_TEXT = ("name or service not known", "temporary failure in name resolution", "nodename nor servname", "no address associated")
+
+
+def network_cause(exc: BaseException) -> str | None:
+    """Why a connection could not be opened: ``"dns"``, ``"no_route"``, or ``None`` (refused, or unknown).
+
+    httpx wraps the socket's error in its own; the cause is found down the
+    chain of ``__cause__`` / ``__context__``, or in the text when only that is left.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) and current.errno in _DNS_ERRNOS:
+            return "dns"
+        if isinstance(current, OSError) and current.errno in _NO_ROUTE_ERRNOS:
+            return "no_route"
+        lowered = str(current).lower()
+        if any(text in lowered for text in _DNS_TEXT):
+            return "dns"
+        if "network is unreachable" in lowered or "no route to host" in lowered:
+            return "no_route"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def transport_error(
     provider: str,
     exc: httpx.TransportError,
@@ -83,30 +115,34 @@ def transport_error(
     timeout: float,
     url_var: str,
     timeout_var: str,
+    url_was_set: bool = True,
     unreachable_suggestion: str | None = None,
     model: str | None = None,
 ) -> ProviderError:
-    """The ProviderError for an ``httpx`` transport failure (refused, reset, timed out)."""
+    """The ProviderError for an ``httpx`` transport failure (refused, reset, timed out, no network).
+
+    :param timeout: the limit that expired, ``timeout_var`` the setting behind it.
+    :param url_was_set: whether the user set ``url_var``; a default URL that
+        cannot be reached is the network's fault, not a setting to check.
+    """
+    seconds = f"{timeout:g}"
+
+    def error(kind: ErrorKind, message: str, suggestion: str) -> ProviderError:
+        return ProviderError(provider, kind, message, suggestion, model=model)
+
+    if isinstance(exc, httpx.ConnectTimeout):
+        return error(ErrorKind.TIMEOUT, t("error.connect_timeout", url=url, seconds=seconds), t("suggest.connect_timeout", var=timeout_var))
+    if isinstance(exc, httpx.ReadTimeout):
+        return error(ErrorKind.TIMEOUT, t("error.read_timeout", seconds=seconds, var=timeout_var), t("suggest.read_timeout", var=timeout_var))
     if isinstance(exc, httpx.TimeoutException):
-        return ProviderError(
-            provider,
-            ErrorKind.TIMEOUT,
-            t("error.timeout"),
-            t("suggest.timeout", seconds=f"{timeout:g}", var=timeout_var),
-            model=model,
-        )
+        return error(ErrorKind.TIMEOUT, t("error.send_timeout", seconds=seconds, var=timeout_var), t("suggest.check_network"))
+    check_url = t("suggest.check_url", var=url_var) if url_was_set else t("suggest.check_network")
     if isinstance(exc, httpx.ConnectError):
-        return ProviderError(
-            provider,
-            ErrorKind.UNREACHABLE,
-            t("error.connect", url=url),
-            unreachable_suggestion or t("suggest.check_url", var=url_var),
-            model=model,
-        )
-    return ProviderError(
-        provider,
-        ErrorKind.CONNECTION,
-        t("error.connection_lost", url=url),
-        unreachable_suggestion or t("suggest.retry_later"),
-        model=model,
-    )
+        cause = network_cause(exc)
+        if cause == "dns":
+            host = httpx.URL(url).host if url else "?"
+            return error(ErrorKind.UNREACHABLE, t("error.dns", host=host), t("suggest.offline") if not url_was_set else f"{t('suggest.offline')}; {check_url}")
+        if cause == "no_route":
+            return error(ErrorKind.UNREACHABLE, t("error.no_route", url=url), t("suggest.offline"))
+        return error(ErrorKind.UNREACHABLE, t("error.connect", url=url), unreachable_suggestion or check_url)
+    return error(ErrorKind.CONNECTION, t("error.connection_lost", url=url), unreachable_suggestion or t("suggest.retry_later"))

@@ -307,7 +307,8 @@ async def test_first_byte_limit_is_its_own(
     assert result.provider == "ollama" and elapsed < 1.0
     failure = result.failures[0]
     assert failure.kind is ErrorKind.TIMEOUT and len(provider_server.requests("chat")) == 1
-    assert failure.suggestion == "El provider no respondió en 0.3s; aumenta LLM_FIRST_BYTE_TIMEOUT o revisa tu red"
+    assert failure.message == "el provider estuvo 0.3s sin enviar nada (LLM_FIRST_BYTE_TIMEOUT)"
+    assert failure.suggestion.endswith("sube LLM_FIRST_BYTE_TIMEOUT (con streaming, las respuestas largas no necesitan más)")
 
 
 async def test_groq_free_tier_rpm_over_real_sockets(

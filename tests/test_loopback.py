@@ -78,7 +78,7 @@ async def test_silent_server_times_out_and_falls_back(
         result = await manager.complete("hola")
     assert time.perf_counter() - started < 5
     assert result.provider == "ollama" and result.failures[0].kind is ErrorKind.TIMEOUT
-    assert result.failures[0].message == "Connection timeout"
+    assert result.failures[0].message == "el provider estuvo 0.5s sin enviar nada (GROQ_TIMEOUT)"
 
 
 @pytest.mark.parametrize(

@@ -271,8 +271,9 @@ async def test_provider_timeout_is_a_timeout_and_falls_back(monkeypatch: pytest.
     result = await manager_with(alpha, beta).complete("hola")
     assert result.provider == "beta" and len(alpha.calls) == 1
     assert result.failures[0].kind is ErrorKind.TIMEOUT
-    assert result.failures[0].message == "sin respuesta completa en 0.2s"
-    assert result.failures[0].suggestion == "El provider no respondió en 0.2s; aumenta ALPHA_TIMEOUT o revisa tu red"
+    assert result.failures[0].message.startswith("el provider estuvo 0.2s sin enviar nada")
+    assert result.failures[0].message == "el provider estuvo 0.2s sin enviar nada (ALPHA_TIMEOUT)"
+    assert "sube ALPHA_TIMEOUT" in result.failures[0].suggestion
 
 
 async def test_stats_block_shows_retries_and_skips(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,4 +337,5 @@ def test_connect_timeout_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> 
     context = ProviderContext(manager._contexts["alpha"].info, manager._contexts["alpha"].settings, Timeouts(connect=4))
     error = context.transport_error(httpx.ConnectTimeout("slow SYN"))
     assert error.kind is ErrorKind.TIMEOUT
-    assert error.suggestion == "El provider no respondió en 4s; aumenta LLM_CONNECT_TIMEOUT o revisa tu red"
+    assert error.message.endswith(" en 4s") and error.message.startswith("no se pudo abrir la conexión con")
+    assert error.suggestion == "La red o el servidor no responden; revisa tu conexión (o sube LLM_CONNECT_TIMEOUT)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -35,20 +37,84 @@ def test_retry_after_http_date() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "kind", "message"),
+    ("exc", "kind", "message", "suggestion"),
     [
-        (httpx.ConnectError("refused"), ErrorKind.UNREACHABLE, "No se pudo conectar a http://h:1"),
-        (httpx.ConnectTimeout("slow"), ErrorKind.TIMEOUT, "Connection timeout"),
-        (httpx.ReadTimeout("silent"), ErrorKind.TIMEOUT, "Connection timeout"),
-        (httpx.RemoteProtocolError("closed"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de completar la respuesta"),
-        (httpx.ReadError("reset"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de completar la respuesta"),
+        (httpx.ConnectError("[Errno 111] Connection refused"), ErrorKind.UNREACHABLE, "No se pudo conectar a http://h:1", "Verifica P_BASE_URL"),
+        (
+            httpx.ConnectTimeout("slow"),
+            ErrorKind.TIMEOUT,
+            "no se pudo abrir la conexión con http://h:1 en 30s",
+            "La red o el servidor no responden; revisa tu conexión (o sube P_TIMEOUT)",
+        ),
+        (
+            httpx.ReadTimeout("silent"),
+            ErrorKind.TIMEOUT,
+            "el provider estuvo 30s sin enviar nada (P_TIMEOUT)",
+            "Sin streaming la respuesta llega entera al final: si el provider es lento o la respuesta es larga, "
+            "sube P_TIMEOUT (con streaming, las respuestas largas no necesitan más)",
+        ),
+        (httpx.RemoteProtocolError("closed"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de completar la respuesta", None),
+        (httpx.ReadError("reset"), ErrorKind.CONNECTION, "la conexión con http://h:1 se cortó antes de completar la respuesta", None),
     ],
 )
-def test_transport_errors(exc: httpx.TransportError, kind: ErrorKind, message: str) -> None:
+def test_transport_errors(exc: httpx.TransportError, kind: ErrorKind, message: str, suggestion: str | None) -> None:
     error = transport_error("p", exc, url="http://h:1", timeout=30, url_var="P_BASE_URL", timeout_var="P_TIMEOUT")
     assert error.kind is kind and error.message == message
-    if kind is ErrorKind.TIMEOUT:
-        assert error.suggestion == "El provider no respondió en 30s; aumenta P_TIMEOUT o revisa tu red"
+    if suggestion is not None:
+        assert error.suggestion == suggestion
+
+
+def _wrapped(cause: BaseException) -> httpx.ConnectError:
+    """A ConnectError as httpx raises it: the socket's error down the chain."""
+    try:
+        try:
+            raise cause
+        except OSError as inner:
+            raise httpx.ConnectError(str(inner)) from inner
+    except httpx.ConnectError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    ],
+)
+def test_offline_is_named_as_such_not_as_a_setting_the_user_never_set(cause: OSError) -> None:
+    error = transport_error(
+        "groq", _wrapped(cause), url="https://api.groq.com/openai/v1", timeout=30,
+        url_var="GROQ_BASE_URL", timeout_var="GROQ_TIMEOUT", url_was_set=False,
+    )
+    assert error.kind is ErrorKind.UNREACHABLE
+    assert error.message == "No se pudo resolver el nombre 'api.groq.com': no hay red o el DNS no responde"
+    assert "GROQ_BASE_URL" not in error.message + error.suggestion
+    assert error.suggestion.startswith("Revisa tu conexión a internet")
+
+
+def test_a_set_url_that_does_not_resolve_names_the_setting_too() -> None:
+    error = transport_error(
+        "openai", _wrapped(socket.gaierror(socket.EAI_NONAME, "x")), url="http://llm.internal/v1", timeout=30,
+        url_var="OPENAI_BASE_URL", timeout_var="OPENAI_TIMEOUT", url_was_set=True,
+    )
+    assert "llm.internal" in error.message and error.suggestion.endswith("Verifica OPENAI_BASE_URL")
+
+
+def test_no_route_to_the_host() -> None:
+    error = transport_error(
+        "groq", _wrapped(OSError(errno.ENETUNREACH, "Network is unreachable")), url="https://api.groq.com/openai/v1",
+        timeout=30, url_var="GROQ_BASE_URL", timeout_var="GROQ_TIMEOUT", url_was_set=False,
+    )
+    assert error.message == "No hay ruta de red hacia https://api.groq.com/openai/v1: la red está caída o no hay conexión"
+
+
+def test_a_refused_default_url_blames_the_network_not_the_setting() -> None:
+    error = transport_error(
+        "groq", httpx.ConnectError("[Errno 111] Connection refused"), url="https://api.groq.com/openai/v1",
+        timeout=30, url_var="GROQ_BASE_URL", timeout_var="GROQ_TIMEOUT", url_was_set=False,
+    )
+    assert error.suggestion == "Revisa tu conexión a internet (o el proxy)"
 
 
 @pytest.mark.parametrize(
