@@ -86,7 +86,7 @@ def is_official(settings: ProviderSettings) -> bool:
 def token_limit_field(settings: ProviderSettings, dialect: Dialect) -> str:
     """The request field that carries ``max_tokens`` for this provider and base URL.
 
-    OpenAI's API deprecated ``max_tokens`` for ``max_completion_tokens``, but
+    The chat-completions reference deprecated ``max_tokens`` for ``max_completion_tokens``, but
     llama.cpp's server and many compatible servers silently ignore the new
     field and generate without a limit. So the new field goes only where it
     is known to be read: the official base URL.

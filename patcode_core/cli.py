@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from patcode_core import __version__
 from patcode_core.errors import ConfigError, PatCodeError, UsageError
@@ -28,17 +29,70 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ENV_FILE = ".env"
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help with its own words (``usage:``) in the user's language; descriptions keep their lines."""
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, t("cli.usage_prefix") if prefix is None else prefix)
+
+
+#: argparse's error sentences (it has no catalogue of its own in the user's language) and ours.
+_ARGPARSE_ERRORS = (
+    (re.compile(r"the following arguments are required: (?P<names>.+)"), "cli.arg_required"),
+    (re.compile(r"unrecognized arguments: (?P<args>.+)"), "cli.arg_unrecognized"),
+    (re.compile(r"argument (?P<option>.+?): invalid choice: (?P<value>.+) \(choose from (?P<choices>.+)\)"), "cli.arg_invalid_choice"),
+    (re.compile(r"argument (?P<option>.+?): expected one argument"), "cli.arg_expected_one"),
+)
+
+
+def _translated_error(message: str) -> str:
+    for pattern, key in _ARGPARSE_ERRORS:
+        match = pattern.fullmatch(message)
+        if match:
+            return t(key, **match.groupdict())
+    return message
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that speaks the user's language: usage, section titles, ``-h`` and its errors.
+
+    Sub-parsers are made of the same class (``add_subparsers`` uses the parent's type).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = t("cli.positionals_title")
+        self._optionals.title = t("cli.options_title")
+        self.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS, help=t("cli.help_help"))
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, t("cli.arg_error", prog=self.prog, message=_translated_error(message)) + "\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="patcode", description=t("cli.description"))
-    parser.add_argument("--version", action="version", version=f"patcode {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{chat,llm}")
-    chat = commands.add_parser("chat", help=t("cli.help_chat"))
+    parser = _Parser(prog="patcode", description=t("cli.description"))
+    parser.add_argument(
+        "--version", action="version", version=f"patcode {__version__}", help=t("cli.help_version")
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{chat,llm}", title=t("cli.commands_title"))
+    chat = commands.add_parser("chat", help=t("cli.help_chat"), description=t("cli.help_chat"))
     chat.add_argument("prompt", help=t("cli.help_prompt"))
-    chat.add_argument("--provider", help=t("cli.help_provider"))
-    chat.add_argument("--model", help=t("cli.help_model"))
+    chat.add_argument("--provider", metavar=t("cli.metavar_name"), help=t("cli.help_provider"))
+    chat.add_argument("--model", metavar=t("cli.metavar_model"), help=t("cli.help_model"))
     chat.add_argument("--no-fallback", action="store_true", help=t("cli.help_no_fallback"))
-    llm = commands.add_parser("llm", help=t("cli.help_llm"))
-    llm.add_argument("words", nargs=argparse.REMAINDER, help=t("cli.llm_usage"))
+    llm = commands.add_parser(
+        "llm",
+        help=t("cli.help_llm"),
+        usage="%(prog)s {providers,switch,test,stats,cache} ...",
+        description=t("cli.llm_description"),
+        epilog=t("cli.llm_commands"),
+    )
+    # The words are read by run_llm_command (the same code as /llm); the epilog lists them all.
+    llm.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(llm_help=llm.format_help)
     return parser
 
 
@@ -88,8 +142,9 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
     from patcode_core.render import answer_text, providers_block
     from patcode_core.safe_text import printable
 
+    usage = t("cli.llm_usage", prefix="patcode llm" if persist else "/llm")
     if not words:
-        print(t("cli.llm_usage"), file=sys.stderr)
+        print(usage, file=sys.stderr)
         return EXIT_USAGE
     command, args = words[0], list(words[1:])
     if command == "providers" and not args:
@@ -97,7 +152,7 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
         print(providers_block(rows))
         return EXIT_OK if any(row.available for row in rows) else EXIT_FAILED
     if command == "stats":
-        return _stats(facade, args)
+        return _stats(facade, args, "patcode llm stats" if persist else "/llm stats")
     if command == "cache" and args and args[0] in ("stats", "clear") and len(args) <= 2:
         return _cache(facade, args)
     if command == "switch" and len(args) == 1:
@@ -116,11 +171,31 @@ def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bo
         print(t("cli.test_ok", provider=printable(result.provider), model=printable(result.model), seconds=f"{result.latency:.2f}"))
         print(answer_text(result).strip())
         return EXIT_OK
-    print(t("cli.llm_usage"), file=sys.stderr)
+    print(usage, file=sys.stderr)
     return EXIT_USAGE
 
 
-def _stats(facade: SyncLLMManager, words: list[str]) -> int:
+def plot_install_command() -> str:
+    """The command that installs what ``--plot`` needs into the Python running PatCode, for this install.
+
+    A checkout installed in editable mode gets its own ``[plot]`` extra by path
+    (``patcode-core`` is not on PyPI); any other install gets matplotlib itself.
+    """
+    import shlex
+    import tomllib
+
+    python = shlex.quote(sys.executable)
+    root = Path(__file__).resolve().parent.parent
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    except (OSError, ValueError):
+        project = {}
+    if project.get("name") == "patcode-core" and "plot" in project.get("optional-dependencies", {}):
+        return f"{python} -m pip install -e {shlex.quote(f'{root}[plot]')}"
+    return f"{python} -m pip install matplotlib"
+
+
+def _stats(facade: SyncLLMManager, words: list[str], command: str = "/llm stats") -> int:
     """``llm stats``: the block, ``--json``, ``--plot``, or ``reset`` after confirmation."""
     import json
 
@@ -130,7 +205,7 @@ def _stats(facade: SyncLLMManager, words: list[str]) -> int:
     try:
         options = _stats_parser().parse_args(words)
     except (argparse.ArgumentError, SystemExit):
-        print(t("cli.stats_usage"), file=sys.stderr)
+        print(t("cli.stats_usage", command=command), file=sys.stderr)
         return EXIT_USAGE
     manager = facade.manager
     if options.action == "reset":
@@ -151,7 +226,7 @@ def _stats(facade: SyncLLMManager, words: list[str]) -> int:
         try:
             path = plot(manager.usage.store, Path(options.plot), since, options.provider)
         except ImportError:
-            print(t("cli.plot_needs_matplotlib"), file=sys.stderr)
+            print(t("cli.plot_needs_matplotlib", command=plot_install_command()), file=sys.stderr)
             return EXIT_USAGE
         print(t("cli.plot_written", file=path))
         return EXIT_OK
@@ -167,20 +242,23 @@ def _stats(facade: SyncLLMManager, words: list[str]) -> int:
 
 def _cache(facade: SyncLLMManager, words: list[str]) -> int:
     """``llm cache stats`` (entries and hits per provider) or ``llm cache clear [NAME]``."""
+    from patcode_core.render import answers_count, count_of, size_text
     from patcode_core.safe_text import printable
 
     store = facade.manager.usage.store
     if words[0] == "clear":
-        print(t("cli.cache_cleared", count=store.clear_cache(words[1] if len(words) > 1 else None)))
+        print(t("cli.cache_cleared", answers=answers_count(store.clear_cache(words[1] if len(words) > 1 else None))))
         return EXIT_OK
     from patcode_core.history import cache_summary
 
     rows = cache_summary(store)
-    enabled = ", ".join(sorted(facade.manager.usage.cache_for)) or t("cli.disabled")
-    print(t("cli.cache_title", providers=enabled))
+    enabled = ", ".join(sorted(facade.manager.usage.cache_for))
+    print(t("cli.cache_title", providers=enabled) if enabled else t("cli.cache_title_off"))
     for row in rows:
-        kb = f"{row.size_bytes / 1024:.1f}"
-        print("  " + t("cli.cache_row", provider=printable(row.provider), entries=row.entries, kb=kb, hits=row.hits))
+        hits = count_of(row.hits, "cli.hits_one", "cli.hits_many")
+        line = t("cli.cache_row", provider=printable(row.provider), answers=answers_count(row.entries),
+                 size=size_text(row.size_bytes), hits=hits)
+        print("  " + line)
     if not rows:
         print("  " + t("cli.cache_empty"))
     return EXIT_OK
@@ -201,7 +279,8 @@ def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
     if command in ("exit", "quit", "salir"):
         return False
     if command == "help":
-        print(t("cli.repl_help"))
+        off = facade.manager.settings.llm.stats_store == "off"
+        print(t("cli.repl_help", stats=t("cli.repl_help_stats_session" if off else "cli.repl_help_stats_all")))
     elif command == "clear":
         agent.clear()
         print(t("cli.cleared"))
@@ -240,17 +319,28 @@ def _chat(facade: SyncLLMManager, args: argparse.Namespace) -> int:
     options = {"provider": args.provider, "model": args.model, "fallback": False if args.no_fallback else None}
     if sys.stdout.isatty():
         from patcode_core.console import AnswerPrinter
+        from patcode_core.log import before_each_line
         from patcode_core.safe_text import colors_on
 
         printer = AnswerPrinter(sys.stdout, color=colors_on(sys.stdout), max_tokens=facade.manager.settings.llm.max_tokens)
-        for event in facade.stream(args.prompt, **options):
-            printer.show(event)
+        before_each_line(printer.break_line)  # a log line never lands glued to the streamed text
+        try:
+            for event in facade.stream(args.prompt, **options):
+                printer.show(event)
+        except (KeyboardInterrupt, Exception):
+            printer.interrupted()  # "Interrumpido." or the error goes on a line of its own
+            raise
+        finally:
+            before_each_line(None)
         return EXIT_OK
     _print_answer(facade, facade.complete(args.prompt, **options))
     return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "llm" and any(word in ("-h", "--help") for word in args.words):  # patcode llm stats --help
+        print(args.llm_help(), end="")
+        return EXIT_OK
     facade = _facade()
     try:
         if args.command == "chat":

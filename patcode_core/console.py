@@ -56,6 +56,11 @@ class Spinner:
             if self._stop.wait(self._interval):
                 return
 
+    def set_text(self, text: str) -> None:
+        """Show ``text`` from the next frame on (the provider being tried changed)."""
+        with self._lock:
+            self._text = text
+
     def clear(self) -> None:
         """Erase the spinner's line (it keeps spinning); used before a log line is printed."""
         with self._lock:
@@ -109,6 +114,23 @@ class MarkdownStream:
                 held, self._line = self._line, None
                 self._start_line()
                 self._write(held)
+        self._out.flush()
+
+    def break_line(self) -> None:
+        """End the line the answer is on, if text is on it, so that a line printed now starts on its own.
+
+        The answer goes on, on the next line, as a new line (inside a code
+        block, with its gutter). Nothing is written when the cursor is
+        already at the start of a line.
+        """
+        if self.at_line_start:
+            return
+        if self._colored:
+            self._out.write(_RESET)
+            self._colored = False
+        self._out.write("\n")
+        self._line = ""
+        self.at_line_start = True
         self._out.flush()
 
     def finish(self) -> None:
@@ -182,7 +204,8 @@ class AnswerPrinter:
     def show(self, event: object) -> None:
         """Print one stream event."""
         if isinstance(event, StreamStarted):
-            header = t("cli.stream_header", provider=for_terminal_line(event.provider), model=for_terminal_line(event.model))
+            key = "cli.stream_header_cached" if event.cached else "cli.stream_header"
+            header = t(key, provider=for_terminal_line(event.provider), model=for_terminal_line(event.model))
             self._line(self._dim(header))
         elif isinstance(event, TextDelta):
             self._text.feed(event.text)
@@ -204,6 +227,10 @@ class AnswerPrinter:
         """End the partial answer's line after Ctrl-C."""
         self._text.finish()
 
+    def break_line(self) -> None:
+        """Before a log line or notice: end the line the streamed text is on, so they never share one."""
+        self._text.break_line()
+
     def _line(self, text: str) -> None:
         self._out.write(text + "\n")
         self._out.flush()
@@ -213,10 +240,14 @@ class AnswerPrinter:
 
 
 def footer(result: CompletionResult) -> str:
-    """The line under an answer: time, time to first token, tokens."""
+    """The line under an answer: time, time to first token, tokens (or that they were not counted), cache."""
     parts = [f"{result.latency:.2f}s"]
     if result.time_to_first_token is not None:
         parts.append(t("cli.first_token", seconds=f"{result.time_to_first_token:.2f}"))
     if result.usage.output_tokens is not None:
         parts.append(t("cli.tokens", count=result.usage.output_tokens))
+    else:
+        parts.append(t("cli.tokens_uncounted"))  # the provider did not say: unknown, never 0
+    if result.cached:
+        parts.append(t("cli.from_cache"))
     return f"[{' · '.join(parts)}]"

@@ -56,8 +56,11 @@ class ProviderUsage:
     p50_latency: float | None = None
     p95_latency: float | None = None
     p50_first_token: float | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
+    #: Tokens of the answers that were counted; ``None`` when answers came but none said how many.
+    input_tokens: int | None = 0
+    output_tokens: int | None = 0
+    #: Answers whose provider did not count their tokens (llama.cpp's server in a stream): not in the totals.
+    uncounted_answers: int = 0
     cost: float | None = None
     unpriced_answers: int = 0
     fallbacks_in: int = 0
@@ -65,13 +68,18 @@ class ProviderUsage:
     cost_by_model: dict[str, float | None] = field(default_factory=dict)
 
     @property
-    def success_rate(self) -> float:
-        """Successes per request sent, in percent."""
-        return 100.0 * self.successes / self.requests if self.requests else 0.0
+    def success_rate(self) -> float | None:
+        """Successes per judged request (successes and failures; stopped ones are no verdict), in percent.
+
+        ``None`` when no request was judged: no data, not 0 %.
+        """
+        judged = self.successes + self.failures
+        return 100.0 * self.successes / judged if judged else None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for ``--json``: an infinite or NaN figure (a price of ``1e309``) is ``None``, as JSON has neither."""
-        return _finite({**asdict(self), "success_rate": round(self.success_rate, 2)})
+        rate = self.success_rate
+        return _finite({**asdict(self), "success_rate": None if rate is None else round(rate, 2)})
 
 
 def _finite(value: Any) -> Any:
@@ -119,7 +127,9 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
 
     Counts, tokens, cost and fallbacks cover every row (:attr:`UsageStore.rows_sql`); the latency
     figures come from whole rows, which in a memory store are the most recent
-    :data:`~patcode_core.store.MEMORY_ROWS`.
+    :data:`~patcode_core.store.MEMORY_ROWS`. Tokens and cost are those of answers the providers
+    gave: a cache hit spent nothing and adds neither. An answer whose tokens were not counted is
+    left out of the token totals and counted in ``uncounted_answers``, never as 0.
     """
     store.flush()
     where, parameters = "at >= ?", [since if since is not None else 0.0]
@@ -127,30 +137,36 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
         where += " AND provider = ?"
         parameters.append(provider)
     every_row = f"({store.rows_sql})"
+    answered = "outcome = 'success' AND cached = 0"
     rows = store.query(
         f"""SELECT provider,
                 SUM(n * (outcome IN ('success', 'failure', 'cancelled') AND cached = 0)),
-                SUM(n * (outcome = 'success' AND cached = 0)), SUM(n * (outcome = 'failure')),
+                SUM(n * ({answered})), SUM(n * (outcome = 'failure')),
                 SUM(n * (outcome = 'cancelled')), SUM(n * (outcome = 'skipped')), SUM(n * cached),
-                COALESCE(SUM(CASE WHEN outcome = 'success' THEN input_tokens END), 0),
-                COALESCE(SUM(CASE WHEN outcome = 'success' THEN output_tokens END), 0),
-                SUM(CASE WHEN outcome = 'success' THEN cost END),
-                SUM(CASE WHEN outcome = 'success' THEN unpriced ELSE 0 END),
+                SUM(CASE WHEN {answered} THEN input_tokens END),
+                SUM(CASE WHEN {answered} THEN output_tokens END),
+                SUM(CASE WHEN {answered} THEN uncounted ELSE 0 END),
+                SUM(CASE WHEN {answered} THEN cost END),
+                SUM(CASE WHEN {answered} THEN unpriced ELSE 0 END),
                 SUM(n * (outcome = 'success' AND fallback_from IS NOT NULL))
             FROM {every_row} WHERE {where} GROUP BY provider ORDER BY provider""",
         parameters,
     )
-    names = ("requests", "successes", "failures", "cancelled", "skipped", "cache_hits", "input_tokens", "output_tokens")
-    figures = {
-        row[0]: ProviderUsage(
+    names = ("requests", "successes", "failures", "cancelled", "skipped", "cache_hits")
+    figures = {}
+    for row in rows:
+        uncounted = int(row[9] or 0)
+        figures[row[0]] = ProviderUsage(
             row[0],
-            **{name: int(value or 0) for name, value in zip(names, row[1:9], strict=True)},
-            cost=row[9] if row[9] is not None or not row[10] else None,
-            unpriced_answers=int(row[10] or 0),
-            fallbacks_in=int(row[11] or 0),
+            **{name: int(value or 0) for name, value in zip(names, row[1:7], strict=True)},
+            # SUM of nothing is NULL: 0 when no answer lacked counts (nothing spent), unknown when some did.
+            input_tokens=_known_total(row[7], uncounted),
+            output_tokens=_known_total(row[8], uncounted),
+            uncounted_answers=uncounted,
+            cost=row[10] if row[10] is not None or not row[11] else None,
+            unpriced_answers=int(row[11] or 0),
+            fallbacks_in=int(row[12] or 0),
         )
-        for row in rows
-    }
     for usage in figures.values():
         if usage.cost is None and not usage.unpriced_answers:
             usage.cost = 0.0  # nothing answered, nothing spent
@@ -162,7 +178,7 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
         figures.setdefault(name, ProviderUsage(name)).fallbacks_out = count
     timings: dict[str, tuple[list[float], list[float]]] = {}
     for name, latency, ttft in store.query(
-        f"SELECT provider, latency, ttft FROM attempts WHERE {where} AND outcome = 'success' AND cached = 0", parameters
+        f"SELECT provider, latency, ttft FROM attempts WHERE {where} AND {answered}", parameters
     ):
         latencies, firsts = timings.setdefault(name, ([], []))
         if latency is not None:
@@ -176,12 +192,20 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
         usage.p95_latency = _percentile(latencies, 0.95)
         usage.p50_first_token = _percentile(firsts, 0.50)
     for name, model, cost, unpriced in store.query(
-        f"SELECT provider, model, SUM(cost), SUM(unpriced) FROM {every_row} WHERE {where} AND outcome = 'success' "
+        f"SELECT provider, model, SUM(cost), SUM(unpriced) FROM {every_row} WHERE {where} AND {answered} "
         "GROUP BY provider, model",
         parameters,
     ):
-        figures[name].cost_by_model[model] = None if unpriced and cost is None else cost
+        # One answer of unknown price makes the model's total unknown, as it does the provider's.
+        figures[name].cost_by_model[model] = None if unpriced else cost
     return list(figures.values())
+
+
+def _known_total(total: int | None, uncounted: int) -> int | None:
+    """A token total: the sum of the counted answers, 0 for none, ``None`` when every answer lacked counts."""
+    if total is not None:
+        return int(total)
+    return None if uncounted else 0
 
 
 def plot(store: UsageStore, path: Path, since: float | None = None, provider: str | None = None) -> Path:

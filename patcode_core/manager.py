@@ -57,6 +57,72 @@ class ProviderStatus:
 
 MessagesInput = str | Sequence[Message | Mapping[str, str]]
 
+#: Hears each routing event of a call: the event's name and its fields (see :meth:`LLMManager.watch`).
+Watcher = Callable[[str, Mapping[str, Any]], None]
+
+
+class _RouteEvents:
+    """The logger the router and the stream runner write to; it also tells each watcher what happened.
+
+    Every event (``fallback_trying``, ``provider_skipped``, ``provider_failed``,
+    ``retrying``, ``rate_limit_wait``, ``stream_restarted``,
+    ``fallback_succeeded``, ``max_tokens_ignored``...) reaches the watchers with
+    its fields whatever ``PATCODE_LOG_LEVEL`` says, then goes to the log.
+    """
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+        self._watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        self._watchers.append(watcher)
+
+        def stop() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return stop
+
+    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher(event, fields)
+            except Exception as exc:  # a watcher's bug never breaks a call; it is logged
+                self._log.debug("watcher_failed", error=repr(exc))
+        getattr(self._log, level)(event, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", event, fields)
+
+
+def install_hint() -> str:
+    """How a provider is added to this PatCode: the plugin packages installed, and pip for this very Python."""
+    import shlex
+    import sys
+    from importlib.metadata import entry_points
+
+    from patcode_core.hookspecs import ENTRY_POINT_GROUP
+
+    installed = []
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        package = entry.dist.name if entry.dist is not None else "?"
+        installed.append(f"{entry.name} ({package})")
+    return t(
+        "suggest.install_plugin",
+        group=ENTRY_POINT_GROUP,
+        python=shlex.quote(sys.executable),
+        installed=", ".join(installed) or "-",
+    )
+
 
 def _encodable(text: str) -> bool:
     """True when ``text`` can be sent as UTF-8 (no lone surrogates: bytes that were not UTF-8)."""
@@ -107,7 +173,8 @@ class LLMManager:
         *,
         env_file: str | Path | None = DEFAULT_ENV_FILE,
     ) -> None:
-        self._log = get_logger()
+        self._events = _RouteEvents(get_logger())
+        self._log: Any = self._events
         self._host = host if host is not None else PluginHost.discover()
         self.settings = settings if settings is not None else load_settings(self._host, env_file)
         self._host.report_broken()  # after the settings: their secrets are now redacted from plugin errors
@@ -127,6 +194,7 @@ class LLMManager:
         self._default_temperature: float = llm.temperature
         self._default_max_tokens: int = llm.max_tokens
         self._routes: dict[tuple[str, str | None, bool], list[FallbackEntry]] = {}
+        self._limit_warned: set[tuple[str, str]] = set()
         self.usage = self._usage_log(llm)
         self.breakers = BreakerBoard(
             lambda: CircuitBreaker(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown)
@@ -207,7 +275,7 @@ class LLMManager:
                         value=configured,
                         installed=", ".join(self.installed) or "-",
                     ),
-                    t("suggest.install_provider"),
+                    install_hint(),
                 )
             return configured
         return self._fallback[0].provider if self._fallback else None
@@ -215,6 +283,27 @@ class LLMManager:
     def get_current_provider(self) -> str | None:
         """The provider a request goes to first."""
         return self._current
+
+    def first_configured(self) -> str | None:
+        """The provider a request will really go to first: the first of the current route that is loaded and has its key.
+
+        Checked without network (a provider that is down still counts); ``None`` when none is configured.
+        """
+        try:
+            route = self._route(None, None, self.auto_fallback)
+        except PatCodeError:
+            return None
+        return next((entry.provider for entry in route if self.is_configured(entry.provider)), None)
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """Call ``watcher(event, fields)`` at each routing event of this manager's calls; returns a function that stops it.
+
+        ``fallback_trying`` (``provider``) says which provider is tried next,
+        ``provider_skipped`` and ``provider_failed`` why one was left,
+        ``stream_restarted`` (``to_provider``) where a broken stream goes on.
+        A watcher runs on the event loop: it must be quick and must not block.
+        """
+        return self._events.watch(watcher)
 
     def switch(self, name: str) -> str:
         """Make ``name`` the current provider; unknown or broken names raise a clear error."""
@@ -236,7 +325,7 @@ class LLMManager:
     def _unknown_error(self, name: str) -> PatCodeError:
         return PatCodeError(
             t("error.unknown_provider", provider=name, installed=", ".join(self.installed) or "-"),
-            t("suggest.install_provider"),
+            install_hint(),
         )
 
     def _missing_error(self, name: str) -> ProviderError:
@@ -264,7 +353,7 @@ class LLMManager:
         """The providers and models to try, in order, without repeats (remembered per shape)."""
         first = provider.strip().lower() if provider else self._current
         if first is None:
-            raise PatCodeError(t("error.no_providers"), t("suggest.install_provider"))
+            raise PatCodeError(t("error.no_providers"), install_hint())
         key = (first, model, fallback)
         known = self._routes.get(key)
         if known is not None:
@@ -302,7 +391,9 @@ class LLMManager:
         :class:`AllProvidersFailedError` lists every provider's failure.
         """
         route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation)
-        return await self._router.run(route, make_request, use_fallback)
+        result = await self._router.run(route, make_request, use_fallback)
+        self._check_token_limit(result, self._default_max_tokens if max_tokens is None else max_tokens)
+        return result
 
     async def stream(
         self,
@@ -327,7 +418,19 @@ class LLMManager:
         route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation)
         async with aclosing(self._streams().run(route, make_request, use_fallback)) as events:
             async for event in events:
+                if isinstance(event, CompletionResult):
+                    self._check_token_limit(event, self._default_max_tokens if max_tokens is None else max_tokens)
                 yield event
+
+    def _check_token_limit(self, result: CompletionResult, asked: int) -> None:
+        """Warn, once per provider and model, when a server returned more tokens than ``max_tokens`` allowed."""
+        got = result.usage.output_tokens
+        if result.cached or got is None or got <= asked:
+            return
+        key = (result.provider, result.model)
+        if key not in self._limit_warned:
+            self._limit_warned.add(key)
+            self._log.warning("max_tokens_ignored", provider=result.provider, model=result.model, asked=asked, got=got)
 
     def _streams(self) -> StreamRunner:
         """The stream runner, built (and its module imported) on the first stream."""

@@ -28,7 +28,9 @@ class Price:
     as_of: str = ""
 
     def cost(self, usage: Usage) -> float | None:
-        """The cost of ``usage``; ``None`` when the provider did not count the tokens."""
+        """The cost of ``usage``; ``None`` when the provider did not count the tokens (unless the model is free)."""
+        if self.input_per_million == 0 and self.output_per_million == 0:
+            return 0.0  # a free model (a local server) costs 0 whether or not it counted its tokens
         if usage.input_tokens is None or usage.output_tokens is None:
             return None
         return (usage.input_tokens * self.input_per_million + usage.output_tokens * self.output_per_million) / 1_000_000

@@ -33,6 +33,8 @@ def providers_block(rows: Sequence[ProviderStatus]) -> str:
         if not row.available:
             reason = printable_line(row.reason).rstrip(".")
             line += f" — {reason}" + (f". {printable_line(row.suggestion)}" if row.suggestion else "")
+        elif row.reason:  # available, with a note (a model the server serves without listing it)
+            line += f" — {printable_line(row.reason)}"
         lines.append(line)
         lines.extend("     " + note for note in _resilience_notes(row))
     return "\n".join(lines)
@@ -54,21 +56,44 @@ def _resilience_notes(row: ProviderStatus) -> list[str]:
 
 
 def stats_block(manager: LLMManager, figures: Sequence[ProviderUsage] | None = None) -> str:
-    """``/llm stats``: the documentation's block, then per-provider figures from the usage history."""
+    """``/llm stats``: the documentation's block, then per-provider figures from the usage history.
+
+    "Configured" providers are those that could be asked (loaded, key set), checked without network:
+    whether they answer right now is ``/llm providers``' job.
+    """
     configured = [name for name in manager.installed if manager.is_configured(name)]
     on_off = t("cli.enabled") if manager.auto_fallback else t("cli.disabled")
     lines = [
         t("cli.stats_title"),
         t("cli.stats_current", provider=printable_line(manager.get_current_provider() or "-")),
-        t("cli.stats_available", providers=printable_line(", ".join(configured) or "-")),
+        t("cli.stats_configured", providers=printable_line(", ".join(configured) or "-")),
         t("cli.stats_fallback", state=on_off),
     ]
     figures = list(manager.usage_summary() if figures is None else figures)
     for usage in figures:
         lines += ["", f"{printable_line(usage.provider)}:", *("  " + line for line in _usage_lines(usage))]
     if not figures:
-        lines += ["", t("cli.stats_empty")]
+        lines += ["", t("cli.stats_empty_history") if manager.usage.persistent else t("cli.stats_empty")]
     return "\n".join(lines)
+
+
+def count_of(count: int, one: str, many: str) -> str:
+    """``1 respuesta`` / ``2 respuestas``: ``count`` with the catalogue's singular or plural wording."""
+    return t(one) if count == 1 else t(many, count=count)
+
+
+def answers_count(count: int) -> str:
+    """``1 respuesta``, ``3 respuestas``."""
+    return count_of(count, "cli.answers_one", "cli.answers_many")
+
+
+def size_text(size: int) -> str:
+    """Bytes in the unit that reads best: ``512 B``, ``1.5 KB``, ``2.0 MB``."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def _seconds(value: float | None) -> str:
@@ -79,16 +104,32 @@ def _usd(value: float | None) -> str:
     return t("cli.cost_unknown") if value is None else f"${value:.4f}"
 
 
+def _tokens_line(usage: ProviderUsage) -> str:
+    """Tokens in and out of the counted answers, and how many answers had no count (never shown as 0)."""
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return t("cli.stats_tokens_unknown", answers=answers_count(usage.uncounted_answers))
+    unknown = t("cli.cost_unknown")
+    line = t(
+        "cli.stats_tokens",
+        input=unknown if usage.input_tokens is None else usage.input_tokens,
+        output=unknown if usage.output_tokens is None else usage.output_tokens,
+    )
+    if usage.uncounted_answers:
+        line += " " + t("cli.stats_tokens_uncounted", answers=answers_count(usage.uncounted_answers))
+    return line
+
+
 def _usage_lines(usage: ProviderUsage) -> list[str]:
+    rate = usage.success_rate
     lines = [
         t("cli.stats_requests", value=usage.requests),
         t("cli.stats_successes", value=usage.successes),
         t("cli.stats_failures", value=usage.failures),
-        t("cli.stats_success_rate", value=f"{usage.success_rate:.1f}"),
+        t("cli.stats_success_rate", value=f"{rate:.1f}") if rate is not None else t("cli.stats_success_rate_none"),
         t("cli.stats_mean_time", value=f"{usage.mean_latency or 0.0:.2f}"),
         t("cli.stats_percentiles", p50=_seconds(usage.p50_latency), p95=_seconds(usage.p95_latency)),
         t("cli.stats_first_token", value=_seconds(usage.p50_first_token)),
-        t("cli.stats_tokens", input=usage.input_tokens, output=usage.output_tokens),
+        _tokens_line(usage),
     ]
     cost = t("cli.cost_unknown") if usage.unpriced_answers else _usd(usage.cost)
     by_model = ", ".join(f"{printable_line(model)} {_usd(value)}" for model, value in sorted(usage.cost_by_model.items()))
@@ -103,9 +144,12 @@ def _usage_lines(usage: ProviderUsage) -> list[str]:
 
 
 def answer_header(result: CompletionResult) -> str:
-    """The line above an answer: who served it, with which model, how fast."""
+    """The line above an answer: who served it, with which model, how fast (and whether it came from the cache)."""
     return t(
-        "cli.answer_header", provider=printable_line(result.provider), model=printable_line(result.model), seconds=f"{result.latency:.2f}"
+        "cli.answer_header_cached" if result.cached else "cli.answer_header",
+        provider=printable_line(result.provider),
+        model=printable_line(result.model),
+        seconds=f"{result.latency:.2f}",
     )
 
 

@@ -11,7 +11,7 @@ session.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from patcode_core.console import AnswerPrinter, Spinner
@@ -92,14 +92,35 @@ def _plain_reader() -> Callable[[], str]:
     return read
 
 
+#: Routing events that name the provider tried next (see :meth:`LLMManager.watch`).
+_TRYING = {"fallback_trying": "provider", "rate_limit_wait": "provider", "stream_restarted": "to_provider"}
+
+
 def stream_answer(facade: SyncLLMManager, agent: PatAgent, text: str) -> None:
-    """Stream one turn into the terminal; the conversation keeps it only if it finished."""
+    """Stream one turn into the terminal; the conversation keeps it only if it finished.
+
+    The spinner names the provider being tried, following the route as it is
+    walked; a log line or notice printed meanwhile never shares a line with
+    the spinner or with streamed text.
+    """
     out = sys.stdout
     color = colors_on(out)
-    printer = AnswerPrinter(out, color=color, max_tokens=facade.manager.settings.llm.max_tokens)
-    provider = for_terminal_line(facade.get_current_provider() or "-")
+    manager = facade.manager
+    printer = AnswerPrinter(out, color=color, max_tokens=manager.settings.llm.max_tokens)
+    provider = for_terminal_line(manager.first_configured() or facade.get_current_provider() or "-")
     spinner = Spinner(out, t("cli.thinking", provider=provider), color=color).start()
-    before_each_line(spinner.clear)
+
+    def follow(event: str, fields: Mapping[str, Any]) -> None:
+        name = fields.get(_TRYING.get(event, ""))
+        if name:
+            spinner.set_text(t("cli.thinking", provider=for_terminal_line(str(name))))
+
+    def before_line() -> None:
+        spinner.clear()
+        printer.break_line()
+
+    stop_following = manager.watch(follow)
+    before_each_line(before_line)
     try:
         for event in facade.stream(agent.messages_for(text), conversation=agent.conversation):
             spinner.stop()
@@ -110,9 +131,25 @@ def stream_answer(facade: SyncLLMManager, agent: PatAgent, text: str) -> None:
         spinner.stop()
         printer.interrupted()
         print(t("cli.interrupted"), file=sys.stderr)
+    except Exception:
+        spinner.stop()
+        printer.interrupted()  # the error is printed next, on a line of its own
+        raise
     finally:
         spinner.stop()
         before_each_line(None)
+        stop_following()
+
+
+def welcome(facade: SyncLLMManager) -> str:
+    """The first line of a session: the current provider and, if it has no key, who will answer instead."""
+    current = facade.get_current_provider()
+    answering = facade.manager.first_configured()
+    if current is None or answering == current:
+        return t("cli.welcome", provider=for_terminal_line(current or "-"))
+    if answering is None:
+        return t("cli.welcome_none_configured", provider=for_terminal_line(current))
+    return t("cli.welcome_unconfigured", provider=for_terminal_line(current), answering=for_terminal_line(answering))
 
 
 def run_session(facade: SyncLLMManager, on_command: Callable[[str, PatAgent], bool]) -> int:
@@ -125,7 +162,7 @@ def run_session(facade: SyncLLMManager, on_command: Callable[[str, PatAgent], bo
 
     agent = PatAgent(facade.manager)
     read = _terminal_reader(facade.manager.installed) if sys.stdin.isatty() and sys.stdout.isatty() else _plain_reader()
-    print(t("cli.welcome", provider=for_terminal_line(facade.get_current_provider() or "-")))
+    print(welcome(facade))
     while True:
         try:
             line = read().strip()

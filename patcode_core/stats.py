@@ -29,8 +29,12 @@ class ProviderStats:
 
     @property
     def success_rate(self) -> float:
-        """Successes per request, in percent (0 when nothing was asked)."""
-        return 100.0 * self.successes / self.requests if self.requests else 0.0
+        """Successes per judged request (successes and failures; cancelled ones are no verdict), in percent.
+
+        0 when no request was judged; the CLI shows that case as "—" (see :class:`~patcode_core.history.ProviderUsage`).
+        """
+        judged = self.successes + self.failures
+        return 100.0 * self.successes / judged if judged else 0.0
 
     @property
     def mean_time(self) -> float:

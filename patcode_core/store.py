@@ -114,11 +114,13 @@ _FOLDED_TABLE = """CREATE TABLE folded (
     output_tokens INTEGER,
     cost REAL,
     unpriced INTEGER NOT NULL,
+    uncounted INTEGER NOT NULL,
     PRIMARY KEY (at, provider, model, outcome, error_kind, cached, fallback_from)
 ) WITHOUT ROWID"""
 _FOLD = """INSERT INTO folded
     SELECT (CAST(at AS INTEGER) / 3600) * 3600, provider, model, outcome, IFNULL(error_kind, ''), cached,
-           IFNULL(fallback_from, ''), COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost), SUM(cost IS NULL)
+           IFNULL(fallback_from, ''), COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost), SUM(cost IS NULL),
+           SUM(input_tokens IS NULL OR output_tokens IS NULL)
     FROM attempts WHERE id <= ?
     GROUP BY 1, 2, 3, 4, 5, 6, 7
     ON CONFLICT DO UPDATE SET
@@ -131,15 +133,17 @@ _FOLD = """INSERT INTO folded
                              ELSE output_tokens + excluded.output_tokens END,
         cost = CASE WHEN cost IS NULL THEN excluded.cost WHEN excluded.cost IS NULL THEN cost
                     ELSE cost + excluded.cost END,
-        unpriced = unpriced + excluded.unpriced"""
-#: Every history row with its weight ``n`` and ``unpriced`` (cost unknown) count, for the figures.
+        unpriced = unpriced + excluded.unpriced,
+        uncounted = uncounted + excluded.uncounted"""
+#: Every history row with its weight ``n``, its ``unpriced`` (cost unknown) count and its ``uncounted``
+#: (token counts unknown: NULL, never 0) count, for the figures.
 _ROWS_SQL = (
     "SELECT at, provider, model, outcome, error_kind, cached, fallback_from, input_tokens, output_tokens, cost, "
-    "1 AS n, cost IS NULL AS unpriced FROM attempts"
+    "1 AS n, cost IS NULL AS unpriced, (input_tokens IS NULL OR output_tokens IS NULL) AS uncounted FROM attempts"
 )
 _MEMORY_ROWS_SQL = (
     f"{_ROWS_SQL} UNION ALL SELECT at, provider, model, outcome, NULLIF(error_kind, ''), cached, "
-    "NULLIF(fallback_from, ''), input_tokens, output_tokens, cost, n, unpriced FROM folded"
+    "NULLIF(fallback_from, ''), input_tokens, output_tokens, cost, n, unpriced, uncounted FROM folded"
 )
 
 # SQLite's primary result codes meaning "this file cannot be written here" (SQLITE_PERM, _READONLY, _CANTOPEN).
@@ -516,11 +520,13 @@ class UsageStore:
 
     @property
     def rows_sql(self) -> str:
-        """A ``SELECT`` of every history row for the figures, with its weight ``n`` and ``unpriced`` count.
+        """A ``SELECT`` of every history row for the figures, with its weight ``n`` and its unknowns.
 
         Columns: ``at, provider, model, outcome, error_kind, cached, fallback_from, input_tokens,
-        output_tokens, cost, n, unpriced``. In a file each row has ``n = 1``; in memory the folded
-        totals of older rows come too (``at`` the start of their hour).
+        output_tokens, cost, n, unpriced, uncounted``. ``unpriced`` counts the rows whose cost is
+        unknown, ``uncounted`` those whose token counts are (stored as NULL, never 0). In a file each
+        row has ``n = 1``; in memory the folded totals of older rows come too (``at`` the start of
+        their hour).
         """
         return _MEMORY_ROWS_SQL if self._memory else _ROWS_SQL
 

@@ -185,7 +185,7 @@ class StreamRunner:
                 yield restart
             if isinstance(opened.value, CachedAnswer):  # a cached answer replays as a stream
                 result = self._router.from_cache(opened, failures)
-                yield StreamStarted(name, opened.request.model, 0.0)
+                yield StreamStarted(name, opened.request.model, 0.0, cached=True)
                 for piece in _replay_pieces(result.text):
                     yield TextDelta(piece, name)
                 yield replace(result, time_to_first_token=0.0, restarts=tuple(restarts))

@@ -159,11 +159,15 @@ class StreamRestarted:
 
 @dataclass(frozen=True, slots=True)
 class StreamStarted:
-    """The first token arrived from ``provider`` (``model``) after ``seconds``."""
+    """The first token arrived from ``provider`` (``model``) after ``seconds``.
+
+    ``cached`` is True when the answer is replayed from PatCode's response cache.
+    """
 
     provider: str
     model: str
     seconds: float
+    cached: bool = False
 
 
 #: What iterating a stream yields: text, notices, and finally the result.

@@ -131,7 +131,7 @@ def test_llm_stats_block(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[:4] == [
         "📊 Estadísticas LLM",
         "Provider actual: groq",
-        "Providers disponibles: ollama",
+        "Providers configurados: ollama",
         "Auto-fallback: activado",
     ]
 
@@ -207,8 +207,8 @@ def test_cache_commands(provider_server: FakeProviderServer, tmp_path: Path) -> 
         assert run(["chat", "hola"], env, tmp_path).stdout.startswith("[groq")
     assert len(provider_server.requests("chat")) == 1  # the second answer came from the cache, in a new process
     shown = run(["llm", "cache", "stats"], env, tmp_path).stdout
-    assert "Caché de respuestas (activa para: groq, openai):" in shown and "groq: 1 respuestas" in shown and "1 aciertos" in shown
-    assert "Caché vaciada (1 respuestas)." in run(["llm", "cache", "clear", "groq"], env, tmp_path).stdout
+    assert "Caché de respuestas (activa para: groq, openai):" in shown and "groq: 1 respuesta, " in shown and "1 acierto" in shown
+    assert "Caché vaciada (1 respuesta)." in run(["llm", "cache", "clear", "groq"], env, tmp_path).stdout
     run(["chat", "hola"], env, tmp_path)
     assert len(provider_server.requests("chat")) == 2
 

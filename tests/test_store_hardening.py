@@ -362,7 +362,7 @@ def test_read_only_home_shows_its_history_and_refuses_to_clear_it(read_only_home
     [groq] = json.loads(shown.stdout)["providers"]
     assert (groq["provider"], groq["requests"], groq["successes"], groq["failures"]) == ("groq", 3, 2, 1)
     assert "Requests: 3" in run("llm", "stats").stdout
-    assert "groq: 1 respuestas" in run("llm", "cache", "stats").stdout
+    assert "groq: 1 respuesta, " in run("llm", "cache", "stats").stdout
     for command in (("llm", "stats", "reset", "--yes"), ("llm", "cache", "clear")):
         refused = run(*command)
         assert refused.returncode == 1, refused

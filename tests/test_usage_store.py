@@ -318,3 +318,35 @@ async def test_a_broken_stream_can_restart_from_the_cache(monkeypatch: pytest.Mo
     assert events[-1].cached and events[-1].text == "beta answers" and events[-1].restarts == (restart,)
     assert len(beta.calls) == 1
     await manager.aclose()
+
+
+# -- unknown counts, free models, success rate (issue 10) -----------------------
+
+
+def test_unknown_token_counts_stay_unknown_in_the_figures(tmp_path: Path) -> None:
+    store = UsageStore(tmp_path / "patcode.db")
+    now = time.time()
+    store.record(Attempt(now, "alpha", "m1", "success", latency=0.2, input_tokens=19, output_tokens=10, cost=0.5))
+    store.record(Attempt(now, "alpha", "m1", "success", latency=0.2, cost=None))  # a stream that did not count
+    store.record(Attempt(now, "alpha", "m1", "success", latency=0.0, input_tokens=19, output_tokens=10, cost=0.0, cached=True))
+    store.record(Attempt(now, "alpha", "m1", "cancelled", latency=0.1))
+    store.record(Attempt(now, "beta", "m2", "success", latency=0.3))
+    store.record(Attempt(now, "gamma", "m3", "skipped", error_kind="not_configured"))
+    figures = {usage.provider: usage for usage in summarize(store)}
+    alpha, beta, gamma = figures["alpha"], figures["beta"], figures["gamma"]
+    # The hit's 19/10 were not spent; the uncounted answer is counted apart, never as 0.
+    assert (alpha.input_tokens, alpha.output_tokens, alpha.uncounted_answers) == (19, 10, 1)
+    assert (beta.input_tokens, beta.output_tokens, beta.uncounted_answers) == (None, None, 1)
+    assert (gamma.input_tokens, gamma.output_tokens, gamma.uncounted_answers) == (0, 0, 0)
+    # One answer of unknown cost makes the model's figure unknown too; the hit's 0 does not hide it.
+    assert alpha.unpriced_answers == 1 and alpha.cost_by_model == {"m1": None}
+    # A stopped request is no verdict: 2 successes, 0 failures, 1 stopped is 100 %; nothing judged is no rate.
+    assert (alpha.requests, alpha.successes, alpha.cancelled, alpha.success_rate) == (3, 2, 1, 100.0)
+    assert gamma.success_rate is None and gamma.as_dict()["success_rate"] is None
+    store.close()
+
+
+def test_a_free_model_costs_nothing_even_uncounted() -> None:
+    book = PriceBook({"local": {"*": Price(0, 0)}, "acme": {"big": Price(3, 4)}})
+    assert book.cost("local", "smollm2", Usage()) == 0.0
+    assert book.cost("acme", "big", Usage()) is None  # a priced model without counts stays unknown

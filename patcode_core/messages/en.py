@@ -86,7 +86,6 @@ MESSAGES: dict[str, str] = {
     "suggest.retry_later": "Retry in a few seconds",
     "suggest.timeout": "The provider did not answer within {seconds}s; raise {var} or check your network",
     "suggest.raise_max_tokens": "Raise LLM_MAX_TOKENS",
-    "suggest.install_provider": "Install a provider plugin (pip install patcode-<provider>) or check PATCODE_LOAD_PLUGINS",
     "suggest.plugin_broken": "Reinstall or upgrade plugin '{plugin}', or leave it out with PATCODE_LOAD_PLUGINS",
     "suggest.use_async": "Use LLMManager (async) with await",
     "suggest.stream_interrupted": "No other provider was left to redo it; the partial text is in the error. Try again in a few seconds",
@@ -106,19 +105,18 @@ MESSAGES: dict[str, str] = {
     "cli.help_provider": "provider to try first (default: the current one)",
     "cli.help_model": "model to use with that provider",
     "cli.help_no_fallback": "do not try other providers on failure",
-    "cli.help_llm": "provider commands (providers, switch, stats, test)",
+    "cli.help_llm": "provider, statistics and cache commands (providers, switch, test, stats, cache)",
     "cli.help_providers": "list providers and whether they are available",
     "cli.help_switch": "change the default provider (saved in .env)",
     "cli.help_stats": "show usage statistics",
     "cli.help_test": "send a test request to one provider",
-    "cli.llm_usage": "Usage: /llm providers | /llm switch <name> | /llm stats [--since 7d] [--json] [--plot f.png] | /llm stats reset | /llm test <name> | /llm cache stats | /llm cache clear [provider]",
+    "cli.llm_usage": "Usage: {prefix} providers | {prefix} switch <name> | {prefix} test <name> | {prefix} stats [--since 7d] [--provider <name>] [--json] [--plot f.png] | {prefix} stats reset [--yes] | {prefix} cache stats | {prefix} cache clear [provider]",
     "cli.providers_title": "LLM providers:",
     "cli.current_tag": "(current)",
     "cli.enabled": "on",
     "cli.disabled": "off",
     "cli.stats_title": "📊 LLM statistics",
     "cli.stats_current": "Current provider: {provider}",
-    "cli.stats_available": "Available providers: {providers}",
     "cli.stats_fallback": "Auto-fallback: {state}",
     "cli.stats_requests": "Requests: {value}",
     "cli.stats_successes": "Successes: {value}",
@@ -133,7 +131,7 @@ MESSAGES: dict[str, str] = {
     "cli.cost_unknown": "unknown",
     "cli.stats_fallbacks": "Fallbacks: {into} received, {out} handed over",
     "cli.stats_cache_hits": "Cache hits: {value}",
-    "cli.stats_usage": "Usage: /llm stats [reset] [--since 1h|7d|2026-11-01] [--provider <name>] [--json] [--plot file.png]",
+    "cli.stats_usage": "Usage: {command} [reset] [--since 1h|7d|2026-11-01] [--provider <name>] [--json] [--plot file.png] [--yes]",
     "cli.stats_reset_confirm": "Delete the whole usage history (every session)?",
     "cli.confirm_choices": "[y/N]",
     "cli.confirm_yes": "y,yes",
@@ -143,12 +141,12 @@ MESSAGES: dict[str, str] = {
     "cli.stats_reset_done": "History deleted ({rows} rows).",
     "cli.stats_memory_only": "⚠ History is in memory only (LLM_STATS_STORE=off or database unavailable): these figures are this session's",
     "cli.bad_since": "--since '{value}' is not valid: use 30m, 1h, 7d, 2w or a date 2026-11-01",
-    "cli.plot_needs_matplotlib": "--plot needs matplotlib: pip install 'patcode-core[plot]'",
+    "cli.plot_needs_matplotlib": "--plot needs matplotlib in PatCode's Python: {command}",
     "cli.plot_written": "Chart written to {file}",
     "cli.cache_title": "Response cache (on for: {providers}):",
-    "cli.cache_row": "{provider}: {entries} answers, {kb} KB, {hits} hits",
+    "cli.cache_row": "{provider}: {answers}, {size}, {hits}",
     "cli.cache_empty": "empty",
-    "cli.cache_cleared": "Cache cleared ({count} answers).",
+    "cli.cache_cleared": "Cache cleared ({answers}).",
     "cli.circuit_open": "⏸ circuit open ({model}): {failures} failures in a row, next try in {seconds}s",
     "cli.circuit_half_open": "◐ circuit half-open ({model}): the next request probes it",
     "cli.quota_blocked": "⏳ rate limit ({model}): free in {seconds}s",
@@ -165,13 +163,16 @@ MESSAGES: dict[str, str] = {
     "cli.welcome": "PatCode — current provider: {provider}. Type /help for commands, /exit to leave.",
     "cli.repl_help": (
         "Commands:\n"
-        "  /llm providers        list providers and their state\n"
-        "  /llm switch <name>    change the current provider\n"
-        "  /llm stats            this session's statistics\n"
-        "  /llm test <name>      test request to one provider\n"
-        "  /clear                start a new conversation\n"
-        "  /help                 this help\n"
-        "  /exit                 leave (Ctrl-D or Ctrl-C too)\n"
+        "  /llm providers              list providers and their state\n"
+        "  /llm switch <name>          change the current provider\n"
+        "  /llm stats                  {stats}\n"
+        "  /llm stats reset            delete the usage history (asks first)\n"
+        "  /llm test <name>            test request to one provider\n"
+        "  /llm cache stats            cached answers, their size and hits\n"
+        "  /llm cache clear [name]     empty the cache (one provider's or all)\n"
+        "  /clear                      start a new conversation\n"
+        "  /help                       this help\n"
+        "  /exit                       leave (Ctrl-D or Ctrl-C too)\n"
         "Any other line is sent to the current provider, with the conversation.\n"
         "Tab completes commands and providers; Up/Down walk the history;\n"
         "Alt+Enter adds a line (pasted code keeps its lines);\n"
@@ -222,6 +223,64 @@ MESSAGES: dict[str, str] = {
     "store.delete_failed": "Nothing could be deleted from the history database {path}: {reason}",
     "store.home_invalid": "PATCODE_HOME='{value}' is not valid: '{prefix}' cannot be expanded (there is no user by that name). Use an absolute path or ~/folder",
     # -- parsers (issue 9) --
+    # -- stats and first run (issue 10) --
+    "cli.stats_configured": "Configured providers: {providers}",
+    "cli.stats_empty_history": "No requests in the history yet.",
+    "cli.stats_success_rate_none": "Success rate: —",
+    "cli.stats_tokens_unknown": "Tokens in/out: unknown ({answers} without counts)",
+    "cli.stats_tokens_uncounted": "(+{answers} without counts)",
+    "cli.answers_one": "1 answer",
+    "cli.answers_many": "{count} answers",
+    "cli.hits_one": "1 hit",
+    "cli.hits_many": "{count} hits",
+    "cli.tokens_uncounted": "tokens not counted",
+    "cli.from_cache": "from the cache",
+    "cli.answer_header_cached": "[{provider} · {model} · {seconds}s · from the cache]",
+    "cli.stream_header_cached": "── {provider} · {model} (from the cache)",
+    "cli.cache_title_off": "Response cache (off; LLM_CACHE=true turns it on):",
+    "cli.repl_help_stats_all": "usage statistics of every session (--since 7d, --provider, --json, --plot)",
+    "cli.repl_help_stats_session": "this session's statistics (LLM_STATS_STORE=off: no history)",
+    "cli.welcome_unconfigured": "PatCode — current provider: {provider} (not configured: {answering} will answer). Type /help for commands, /exit to leave.",
+    "cli.welcome_none_configured": "PatCode — current provider: {provider} (not configured, nor is any other: /llm providers says what is missing). Type /help for commands, /exit to leave.",
+    "log.max_tokens_ignored": "The server of '{provider}' ({model}) ignored the token limit: asked for {asked}, returned {got}",
+    "log.watcher_failed": "A PatCode event watcher failed: {error}",
+    "suggest.install_plugin": "A provider is added by installing its plugin package (with an entry point in the '{group}' group) into PatCode's Python: {python} -m pip install <package>. Installed packages: {installed}. If it is installed, check PATCODE_LOAD_PLUGINS",
+    "cli.metavar_name": "NAME",
+    "cli.metavar_model": "MODEL",
+    "cli.usage_prefix": "usage: ",
+    "cli.positionals_title": "positional arguments",
+    "cli.options_title": "options",
+    "cli.commands_title": "commands",
+    "cli.help_help": "show this help message and exit",
+    "cli.help_version": "show the version and exit",
+    "cli.arg_error": "{prog}: error: {message}",
+    "cli.arg_required": "the following arguments are required: {names}",
+    "cli.arg_unrecognized": "unrecognized arguments: {args}",
+    "cli.arg_invalid_choice": "argument {option}: invalid choice: {value} (choose from {choices})",
+    "cli.arg_expected_one": "argument {option}: expected one argument",
+    "cli.llm_description": "Provider, statistics and cache commands (the same as /llm in the interactive session).",
+    "cli.llm_commands": (
+        "commands:\n"
+        "  providers                  list the providers: ✅/❌ with the reason and the fix\n"
+        "  switch <name>              change the default provider (saved in .env)\n"
+        "  test <name>                send a test request to one provider\n"
+        "  stats [options]            usage statistics of every session\n"
+        "  stats reset [--yes]        delete the usage history (asks first unless --yes)\n"
+        "  cache stats                cached answers, their size and hits, per provider\n"
+        "  cache clear [<provider>]   empty the cache (one provider's or all)\n"
+        "\n"
+        "stats options:\n"
+        "  --since <when>             only since then: 30m, 1h, 7d, 2w or a date (2026-11-01)\n"
+        "  --provider <name>          only that provider\n"
+        "  --json                     as JSON, for scripts\n"
+        "  --plot <file.png>          chart of latency p50/p95 and requests per hour (needs matplotlib)\n"
+        "  --yes                      with reset: do not ask\n"
+        "\n"
+        "examples:\n"
+        "  patcode llm providers\n"
+        "  patcode llm stats --since 7d --json\n"
+        "  patcode llm stats reset --yes"
+    ),
     # -- real servers and the network (issue 10) --
     "error.connect_timeout": "could not open a connection to {url} within {seconds}s",
     "suggest.connect_timeout": "The network or the server is not answering; check your connection (or raise {var})",

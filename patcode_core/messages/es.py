@@ -86,7 +86,6 @@ MESSAGES: dict[str, str] = {
     "suggest.retry_later": "Reintenta en unos segundos",
     "suggest.timeout": "El provider no respondió en {seconds}s; aumenta {var} o revisa tu red",
     "suggest.raise_max_tokens": "Aumenta LLM_MAX_TOKENS",
-    "suggest.install_provider": "Instala un plugin de provider (pip install patcode-<provider>) o revisa PATCODE_LOAD_PLUGINS",
     "suggest.plugin_broken": "Reinstala o actualiza el plugin '{plugin}', o exclúyelo con PATCODE_LOAD_PLUGINS",
     "suggest.use_async": "Usa LLMManager (async) con await",
     "suggest.stream_interrupted": "No quedó otro provider para rehacerla; el texto parcial está en el error. Reintenta en unos segundos",
@@ -106,19 +105,18 @@ MESSAGES: dict[str, str] = {
     "cli.help_provider": "provider a usar primero (por defecto, el actual)",
     "cli.help_model": "modelo a usar con ese provider",
     "cli.help_no_fallback": "no intentar otros providers si falla",
-    "cli.help_llm": "comandos de providers (providers, switch, stats, test)",
+    "cli.help_llm": "comandos de providers, estadísticas y caché (providers, switch, test, stats, cache)",
     "cli.help_providers": "lista los providers y si están disponibles",
     "cli.help_switch": "cambia el provider por defecto (lo guarda en .env)",
     "cli.help_stats": "muestra las estadísticas de uso",
     "cli.help_test": "envía una petición de prueba a un provider",
-    "cli.llm_usage": "Uso: /llm providers | /llm switch <nombre> | /llm stats [--since 7d] [--json] [--plot f.png] | /llm stats reset | /llm test <nombre> | /llm cache stats | /llm cache clear [provider]",
+    "cli.llm_usage": "Uso: {prefix} providers | {prefix} switch <nombre> | {prefix} test <nombre> | {prefix} stats [--since 7d] [--provider <nombre>] [--json] [--plot f.png] | {prefix} stats reset [--yes] | {prefix} cache stats | {prefix} cache clear [provider]",
     "cli.providers_title": "Providers LLM:",
     "cli.current_tag": "(actual)",
     "cli.enabled": "activado",
     "cli.disabled": "desactivado",
     "cli.stats_title": "📊 Estadísticas LLM",
     "cli.stats_current": "Provider actual: {provider}",
-    "cli.stats_available": "Providers disponibles: {providers}",
     "cli.stats_fallback": "Auto-fallback: {state}",
     "cli.stats_requests": "Requests: {value}",
     "cli.stats_successes": "Éxitos: {value}",
@@ -133,7 +131,7 @@ MESSAGES: dict[str, str] = {
     "cli.cost_unknown": "desconocido",
     "cli.stats_fallbacks": "Fallbacks: {into} recibidos, {out} cedidos",
     "cli.stats_cache_hits": "Aciertos de caché: {value}",
-    "cli.stats_usage": "Uso: /llm stats [reset] [--since 1h|7d|2026-11-01] [--provider <nombre>] [--json] [--plot archivo.png]",
+    "cli.stats_usage": "Uso: {command} [reset] [--since 1h|7d|2026-11-01] [--provider <nombre>] [--json] [--plot archivo.png] [--yes]",
     "cli.stats_reset_confirm": "¿Borrar todo el historial de uso (de todas las sesiones)?",
     "cli.confirm_choices": "[s/N]",
     "cli.confirm_yes": "s,si,sí,y,yes",
@@ -143,12 +141,12 @@ MESSAGES: dict[str, str] = {
     "cli.stats_reset_done": "Historial borrado ({rows} registros).",
     "cli.stats_memory_only": "⚠ El historial está solo en memoria (LLM_STATS_STORE=off o base de datos no disponible): estas cifras son de esta sesión",
     "cli.bad_since": "--since '{value}' no es válido: usa 30m, 1h, 7d, 2w o una fecha 2026-11-01",
-    "cli.plot_needs_matplotlib": "Para --plot instala matplotlib: pip install 'patcode-core[plot]'",
+    "cli.plot_needs_matplotlib": "Para --plot instala matplotlib en el Python de PatCode: {command}",
     "cli.plot_written": "Gráfico guardado en {file}",
     "cli.cache_title": "Caché de respuestas (activa para: {providers}):",
-    "cli.cache_row": "{provider}: {entries} respuestas, {kb} KB, {hits} aciertos",
+    "cli.cache_row": "{provider}: {answers}, {size}, {hits}",
     "cli.cache_empty": "vacía",
-    "cli.cache_cleared": "Caché vaciada ({count} respuestas).",
+    "cli.cache_cleared": "Caché vaciada ({answers}).",
     "cli.circuit_open": "⏸ circuito abierto ({model}): {failures} fallos seguidos, próximo intento en {seconds}s",
     "cli.circuit_half_open": "◐ circuito medio abierto ({model}): la próxima petición lo prueba",
     "cli.quota_blocked": "⏳ rate limit ({model}): libre en {seconds}s",
@@ -165,13 +163,16 @@ MESSAGES: dict[str, str] = {
     "cli.welcome": "PatCode — provider actual: {provider}. Escribe /help para ver los comandos, /exit para salir.",
     "cli.repl_help": (
         "Comandos:\n"
-        "  /llm providers        lista los providers y su estado\n"
-        "  /llm switch <nombre>  cambia el provider actual\n"
-        "  /llm stats            estadísticas de esta sesión\n"
-        "  /llm test <nombre>    petición de prueba a un provider\n"
-        "  /clear                empieza una conversación nueva\n"
-        "  /help                 esta ayuda\n"
-        "  /exit                 salir (también Ctrl-D o Ctrl-C)\n"
+        "  /llm providers              lista los providers y su estado\n"
+        "  /llm switch <nombre>        cambia el provider actual\n"
+        "  /llm stats                  {stats}\n"
+        "  /llm stats reset            borra el historial de uso (pide confirmación)\n"
+        "  /llm test <nombre>          petición de prueba a un provider\n"
+        "  /llm cache stats            respuestas en la caché, su tamaño y sus aciertos\n"
+        "  /llm cache clear [nombre]   vacía la caché (de un provider o toda)\n"
+        "  /clear                      empieza una conversación nueva\n"
+        "  /help                       esta ayuda\n"
+        "  /exit                       salir (también Ctrl-D o Ctrl-C)\n"
         "Cualquier otra línea se envía al provider actual, con la conversación.\n"
         "Tab completa comandos y providers; ↑/↓ recorren el historial;\n"
         "Alt+Enter añade una línea (el código pegado conserva sus líneas);\n"
@@ -222,6 +223,64 @@ MESSAGES: dict[str, str] = {
     "store.delete_failed": "No se pudo borrar nada de la base de historial {path}: {reason}",
     "store.home_invalid": "PATCODE_HOME='{value}' no es válido: no se puede expandir '{prefix}' (no hay un usuario con ese nombre). Usa una ruta absoluta o ~/carpeta",
     # -- parsers (issue 9) --
+    # -- stats and first run (issue 10) --
+    "cli.stats_configured": "Providers configurados: {providers}",
+    "cli.stats_empty_history": "Aún no hay peticiones en el historial.",
+    "cli.stats_success_rate_none": "Tasa de éxito: —",
+    "cli.stats_tokens_unknown": "Tokens entrada/salida: desconocidos ({answers} sin recuento)",
+    "cli.stats_tokens_uncounted": "(+{answers} sin recuento)",
+    "cli.answers_one": "1 respuesta",
+    "cli.answers_many": "{count} respuestas",
+    "cli.hits_one": "1 acierto",
+    "cli.hits_many": "{count} aciertos",
+    "cli.tokens_uncounted": "sin recuento de tokens",
+    "cli.from_cache": "de la caché",
+    "cli.answer_header_cached": "[{provider} · {model} · {seconds}s · de la caché]",
+    "cli.stream_header_cached": "── {provider} · {model} (de la caché)",
+    "cli.cache_title_off": "Caché de respuestas (desactivada; LLM_CACHE=true la activa):",
+    "cli.repl_help_stats_all": "estadísticas de uso de todas las sesiones (--since 7d, --provider, --json, --plot)",
+    "cli.repl_help_stats_session": "estadísticas de esta sesión (LLM_STATS_STORE=off: sin historial)",
+    "cli.welcome_unconfigured": "PatCode — provider actual: {provider} (sin configurar: responderá {answering}). Escribe /help para ver los comandos, /exit para salir.",
+    "cli.welcome_none_configured": "PatCode — provider actual: {provider} (sin configurar, como los demás: /llm providers dice qué falta). Escribe /help para ver los comandos, /exit para salir.",
+    "log.max_tokens_ignored": "El servidor de '{provider}' ({model}) ignoró el límite de tokens: pidió {asked}, devolvió {got}",
+    "log.watcher_failed": "Un observador de eventos de PatCode falló: {error}",
+    "suggest.install_plugin": "Un provider se añade instalando su paquete de plugin (con un entry point del grupo '{group}') en el Python de PatCode: {python} -m pip install <paquete>. Paquetes instalados: {installed}. Si ya está instalado, revisa PATCODE_LOAD_PLUGINS",
+    "cli.metavar_name": "NOMBRE",
+    "cli.metavar_model": "MODELO",
+    "cli.usage_prefix": "uso: ",
+    "cli.positionals_title": "argumentos",
+    "cli.options_title": "opciones",
+    "cli.commands_title": "comandos",
+    "cli.help_help": "muestra esta ayuda y termina",
+    "cli.help_version": "muestra la versión y termina",
+    "cli.arg_error": "{prog}: error: {message}",
+    "cli.arg_required": "faltan argumentos: {names}",
+    "cli.arg_unrecognized": "argumentos no reconocidos: {args}",
+    "cli.arg_invalid_choice": "{option}: {value} no es válido (elige entre {choices})",
+    "cli.arg_expected_one": "{option} necesita un valor",
+    "cli.llm_description": "Comandos de providers, estadísticas y caché (los mismos que /llm en la sesión interactiva).",
+    "cli.llm_commands": (
+        "comandos:\n"
+        "  providers                  lista los providers: ✅/❌ con el motivo y la solución\n"
+        "  switch <nombre>            cambia el provider por defecto (lo guarda en .env)\n"
+        "  test <nombre>              envía una petición de prueba a un provider\n"
+        "  stats [opciones]           estadísticas de uso de todas las sesiones\n"
+        "  stats reset [--yes]        borra el historial de uso (pide confirmación salvo con --yes)\n"
+        "  cache stats                respuestas en la caché, su tamaño y sus aciertos, por provider\n"
+        "  cache clear [<provider>]   vacía la caché (de un provider o toda)\n"
+        "\n"
+        "opciones de stats:\n"
+        "  --since <cuándo>           solo desde entonces: 30m, 1h, 7d, 2w o una fecha (2026-11-01)\n"
+        "  --provider <nombre>        solo ese provider\n"
+        "  --json                     en JSON, para scripts\n"
+        "  --plot <archivo.png>       gráfico de latencia p50/p95 y peticiones por hora (necesita matplotlib)\n"
+        "  --yes                      con reset: no pide confirmación\n"
+        "\n"
+        "ejemplos:\n"
+        "  patcode llm providers\n"
+        "  patcode llm stats --since 7d --json\n"
+        "  patcode llm stats reset --yes"
+    ),
     # -- real servers and the network (issue 10) --
     "error.connect_timeout": "no se pudo abrir la conexión con {url} en {seconds}s",
     "suggest.connect_timeout": "La red o el servidor no responden; revisa tu conexión (o sube {var})",

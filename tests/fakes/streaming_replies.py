@@ -9,7 +9,9 @@ unreadable chunks after ``after`` tokens); ``no_done`` (the body ends
 cleanly after ``after`` tokens: no finish reason, no end marker);
 ``no_done_finished`` (a finish reason, then the body ends without
 ``[DONE]``); ``error`` (an in-band error after ``after`` tokens).
-``token_delay`` spaces the tokens.
+``token_delay`` spaces the tokens; ``"usage": false`` leaves the token
+counts out of a chat-completions stream, as llama.cpp's server does (it
+ignores ``stream_options.include_usage``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def head(content_type: str) -> bytes:
     ).encode()
 
 
-def api_events(model: str, text: str, groq_style: bool) -> tuple[list[str], str, list[str]]:
+def api_events(model: str, text: str, groq_style: bool, with_usage: bool = True) -> tuple[list[str], str, list[str]]:
     """(content events, finish event, closing events) as the chat-completions stream sends them."""
     base = {"id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", "object": "chat.completion.chunk", "created": CREATED,
             "model": model, "system_fingerprint": "fp_06737a9306"}
@@ -49,6 +51,8 @@ def api_events(model: str, text: str, groq_style: bool) -> tuple[list[str], str,
     ]
     usage = {"prompt_tokens": 19, "completion_tokens": len(content), "total_tokens": 19 + len(content)}
     finish: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}
+    if not with_usage:
+        return [json.dumps(role), *content], json.dumps(finish), ["[DONE]"]
     if groq_style:
         finish["x_groq"] = {"id": "req_01jbd6g2qdfw2adyrt2az8hz4w", "usage": {"queue_time": 0.02, "prompt_time": 0.004,
                             "completion_time": 0.01, "total_time": 0.014, **usage}}
@@ -85,7 +89,8 @@ async def send_stream(writer: asyncio.StreamWriter, reader: asyncio.StreamReader
         closing = [final]
         bad, error = "{\"message\": {\"content\": ", json.dumps({"error": "an error was encountered while running the model: unexpected EOF"})
     else:
-        pieces, finish, closing = api_events(model, text, groq_style="/openai/v1/" in path)
+        pieces, finish, closing = api_events(model, text, groq_style="/openai/v1/" in path,
+                                             with_usage=fault.get("usage", True) is not False)
         frame = lambda item: f"data: {item}\n\n".encode()  # noqa: E731
         writer.write(head("text/event-stream"))
         finish_pieces = [finish]
