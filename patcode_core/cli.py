@@ -115,7 +115,8 @@ def _facade() -> SyncLLMManager:
 
 
 def _print_answer(facade: SyncLLMManager, result: object) -> None:
-    from patcode_core.render import answer_header, answer_notes, answer_text
+    from patcode_core.console import answer_notes
+    from patcode_core.render import answer_header, answer_text
 
     print(answer_header(result))  # type: ignore[arg-type]
     print(answer_text(result))  # type: ignore[arg-type]

@@ -220,8 +220,8 @@ class AnswerPrinter:
         elif isinstance(event, CompletionResult):
             self._text.finish()
             self._line(self._dim(footer(event)))
-            if event.truncated:
-                print(t("cli.truncated", max_tokens=self._max_tokens), file=sys.stderr)
+            for note in answer_notes(event, self._max_tokens):
+                print(note, file=sys.stderr)
 
     def interrupted(self) -> None:
         """End the partial answer's line after Ctrl-C."""
@@ -237,6 +237,16 @@ class AnswerPrinter:
 
     def _dim(self, text: str) -> str:
         return f"{_DIM}{text}{_RESET}" if self._color else text
+
+
+def answer_notes(result: CompletionResult, max_tokens: int) -> list[str]:
+    """Warnings that belong under an answer: cut by our token limit, or by a limit of the server's own."""
+    if not result.truncated:
+        return []
+    got = result.usage.output_tokens
+    if got is not None and got > max_tokens:  # the server ignored LLM_MAX_TOKENS: the cut was its own
+        return [t("cli.truncated_by_server", got=got, max_tokens=max_tokens)]
+    return [t("cli.truncated", max_tokens=max_tokens)]
 
 
 def footer(result: CompletionResult) -> str:

@@ -158,11 +158,6 @@ def answer_text(result: CompletionResult) -> str:
     return for_terminal(result.text)
 
 
-def answer_notes(result: CompletionResult, max_tokens: int) -> list[str]:
-    """Warnings that belong under an answer (cut by the token limit)."""
-    return [t("cli.truncated", max_tokens=max_tokens)] if result.truncated else []
-
-
 def error_text(error: BaseException | str) -> str:
     """A user-facing error as one block starting with ❌ (secrets removed, controls shown escaped)."""
     return f"❌ {printable(str(error))}"

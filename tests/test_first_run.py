@@ -362,3 +362,17 @@ def test_llm_help_lists_every_command_and_option_in_spanish(tmp_path: Path) -> N
     assert missing.returncode == 2 and "patcode chat: error: faltan argumentos: prompt" in missing.stderr
     english = run(["llm", "--help"], {**env, "PATCODE_LANG": "en"}, tmp_path).stdout
     assert english.startswith("usage: patcode llm") and "stats options:" in english
+
+
+def test_a_cut_beyond_our_own_limit_is_not_blamed_on_llm_max_tokens() -> None:
+    from patcode_core.console import answer_notes
+    from patcode_core.types import CompletionResult, Usage
+
+    def cut(tokens: int) -> CompletionResult:
+        return CompletionResult("...", "openai", "smollm2", "length", Usage(10, tokens), 1.0)
+
+    assert answer_notes(cut(400), 400) == ["⚠ Respuesta cortada por el límite de tokens (LLM_MAX_TOKENS=400)"]
+    assert answer_notes(cut(1999), 400) == [
+        "⚠ Respuesta cortada por un límite del servidor tras 1999 tokens (ignoró LLM_MAX_TOKENS=400)"
+    ]
+    assert answer_notes(CompletionResult("ok", "openai", "smollm2", "stop", Usage(1, 2), 1.0), 400) == []

@@ -155,6 +155,7 @@ MESSAGES: dict[str, str] = {
     "cli.stats_cancelled": "Stopped by you (Ctrl-C): {value}",
     "cli.answer_header": "[{provider} · {model} · {seconds}s]",
     "cli.truncated": "⚠ Answer cut at the token limit (LLM_MAX_TOKENS={max_tokens})",
+    "cli.truncated_by_server": "⚠ Answer cut by a limit of the server's own after {got} tokens (it ignored LLM_MAX_TOKENS={max_tokens})",
     "cli.switched": "✓ Switched to provider '{provider}'",
     "cli.switched_unconfigured": "⚠ '{provider}' is not configured: its requests will go to the fallback",
     "cli.switch_saved": "LLM_DEFAULT_PROVIDER={provider} saved in {file}",

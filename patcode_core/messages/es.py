@@ -155,6 +155,7 @@ MESSAGES: dict[str, str] = {
     "cli.stats_cancelled": "Detenidas por ti (Ctrl-C): {value}",
     "cli.answer_header": "[{provider} · {model} · {seconds}s]",
     "cli.truncated": "⚠ Respuesta cortada por el límite de tokens (LLM_MAX_TOKENS={max_tokens})",
+    "cli.truncated_by_server": "⚠ Respuesta cortada por un límite del servidor tras {got} tokens (ignoró LLM_MAX_TOKENS={max_tokens})",
     "cli.switched": "✓ Provider cambiado a '{provider}'",
     "cli.switched_unconfigured": "⚠ '{provider}' no está configurado: sus peticiones pasarán al fallback",
     "cli.switch_saved": "LLM_DEFAULT_PROVIDER={provider} guardado en {file}",
