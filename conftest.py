@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
 from fakes.server_process import FakeProviderServer  # noqa: E402
 
-_PREFIXES = ("LLM_", "GROQ_", "OLLAMA_", "OPENAI_", "PATCODE_")
+_PREFIXES = ("LLM_", "GROQ_", "OLLAMA_", "OPENAI_", "LOCAL_", "PATCODE_")
 
 
 @pytest.fixture(autouse=True)

@@ -11,11 +11,15 @@ import pytest
 from fakes.server_process import FakeProviderServer, closed_port_url
 
 
+#: The three network providers these tests are about; the embedded model (patcode-local) has its own tests.
+NETWORK_PLUGINS = "groq,ollama,openai"
+
+
 def run(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "GROQ_", "OLLAMA_", "OPENAI_", "PATCODE_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "GROQ_", "OLLAMA_", "OPENAI_", "LOCAL_", "PATCODE_"))}
     return subprocess.run(
         [sys.executable, "-m", "patcode_core", *args],
-        env={**base, "PATCODE_LANG": "es", "PATCODE_HOME": str(cwd / "patcode-home"), **env},
+        env={**base, "PATCODE_LANG": "es", "PATCODE_HOME": str(cwd / "patcode-home"), "PATCODE_LOAD_PLUGINS": NETWORK_PLUGINS, **env},
         cwd=cwd,
         input=stdin,
         capture_output=True,

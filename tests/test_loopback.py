@@ -131,7 +131,7 @@ async def test_everything_down_is_one_clear_error(monkeypatch: pytest.MonkeyPatc
 
 
 async def test_providers_block_over_real_sockets(monkeypatch: pytest.MonkeyPatch, provider_server: FakeProviderServer) -> None:
-    point_all_at(monkeypatch, provider_server.url, OPENAI_API_KEY="")
+    point_all_at(monkeypatch, provider_server.url, OPENAI_API_KEY="", PATCODE_LOAD_PLUGINS="groq,ollama,openai")
     async with new_manager() as manager:
         block = providers_block(await manager.providers_status())
     assert block.splitlines() == [
