@@ -204,3 +204,30 @@ def test_the_ollama_plugin_pointed_at_it_says_to_use_the_openai_plugin(llama: Ll
     env = {"PATCODE_LOAD_PLUGINS": "ollama", "OLLAMA_BASE_URL": llama.root}
     result = run_cli(["llm", "providers"], env, tmp_path)
     assert f"usa el plugin openai con OPENAI_BASE_URL={llama.root}/v1" in result.stdout + result.stderr
+
+
+# -- c. streamed answers the server does not count: unknown, never 0 -------------------------
+
+
+def test_streamed_answers_without_counts_are_shown_as_unknown_not_zero(llama: LlamaServer, tmp_path: Path) -> None:
+    import json
+
+    env = provider_env(llama, "openai", LLM_MAX_TOKENS="8")
+    piped = run_cli(["chat", "Say hello"], env, tmp_path)  # plain: the server counts it
+    assert piped.returncode == 0, piped.stderr
+    child = pexpect.spawn(
+        PATCODE,
+        ["chat", "Say hello"],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "OPENAI_", "PATCODE_"))},
+             **env, "PATCODE_LANG": "es", "PATCODE_HOME": str(tmp_path / "home"), "TERM": "xterm"},
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("sin recuento de tokens")  # the streamed answer's footer
+    child.expect(pexpect.EOF)
+    child.close()
+    stats = json.loads(run_cli(["llm", "stats", "--json"], env, tmp_path).stdout)
+    text = run_cli(["llm", "stats"], env, tmp_path).stdout
+    assert "(+1 respuesta sin recuento)" in text, text
+    assert json.dumps(stats).count('"uncounted_answers": 1') >= 1, stats
