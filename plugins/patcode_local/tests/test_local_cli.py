@@ -30,15 +30,20 @@ def offline_env(home: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def test_chat_with_no_keys_is_answered_by_local(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "patcode_core", "chat", "hola"],
+def run_offline(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``patcode ARGS`` as a real process with no keys and every network provider's port closed."""
+    return subprocess.run(
+        [sys.executable, "-m", "patcode_core", *args],
         env=offline_env(tmp_path),
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_chat_with_no_keys_is_answered_by_local(tmp_path: Path) -> None:
+    result = run_offline(["chat", "hola"], tmp_path)
     assert result.returncode == 0, result.stderr
     header, *answer = result.stdout.splitlines()
     assert header.startswith("[local · smollm2-135m-instruct · ") and "".join(answer).strip()
@@ -55,14 +60,7 @@ def test_chat_with_no_keys_is_answered_by_local(tmp_path: Path) -> None:
 
 
 def test_llm_providers_lists_local_last_and_ready(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "patcode_core", "llm", "providers"],
-        env=offline_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_offline(["llm", "providers"], tmp_path)
     assert result.stdout.splitlines()[-1] == "  ✅ local · smollm2-135m-instruct", result.stdout + result.stderr
 
 
