@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitStatus
+from patcode_core.circuit_probes import CircuitProber
 from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
 from patcode_core.context import ProviderContext, Timeouts
 from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderError, UsageError
 from patcode_core.i18n import t
+from patcode_core.learned_limits import NO_HISTORY, WINDOW, LearnedLimits, Timing
 from patcode_core.log import get_logger
 from patcode_core.paths import data_dir
 from patcode_core.plugin_guard import guarded, run_in_thread
@@ -195,9 +197,13 @@ class LLMManager:
         self._default_max_tokens: int = llm.max_tokens
         self._routes: dict[tuple[str, str | None, bool], list[FallbackEntry]] = {}
         self._limit_warned: set[tuple[str, str]] = set()
+        self._learned_limits: LearnedLimits | None = None
         self.usage = self._usage_log(llm)
+        #: Checks open circuits in the background; stopped by :meth:`aclose`.
+        self.prober = CircuitProber(self.availability, self._log)
         self.breakers = BreakerBoard(
-            lambda: CircuitBreaker(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown)
+            lambda: CircuitBreaker(llm.breaker_threshold, llm.breaker_cooldown, llm.breaker_max_cooldown),
+            on_open=self.prober.watch,
         )
         self._router = Router(
             self._contexts,
@@ -435,18 +441,46 @@ class LLMManager:
     def _streams(self) -> StreamRunner:
         """The stream runner, built (and its module imported) on the first stream."""
         if self._stream_runner is None:
+            from patcode_core.hedging import parse_hedge
             from patcode_core.streaming import StreamRunner
 
             llm = self.settings.llm
             self._stream_runner = StreamRunner(
-                self._router,
-                self._host,
-                self._log,
-                first_token_timeout=llm.first_token_timeout,
-                idle_timeout=llm.stream_idle_timeout,
-                recovery=llm.stream_recovery,
+                self._router, self._host, self._log, limits=self.learned_limits, recovery=llm.stream_recovery,
+                hedge=parse_hedge(llm.hedge),
             )
         return self._stream_runner
+
+    @property
+    def learned_limits(self) -> LearnedLimits:
+        """Each provider and model's stream time limits, learned from its answers (kept in the usage store)."""
+        if self._learned_limits is None:
+            llm = self.settings.llm
+
+            def load(provider: str, model: str) -> list[Timing]:
+                rows = self.usage.store.timings(provider, model, WINDOW)
+                return [Timing(provider, model, *row) for row in rows]
+
+            def save(timing: Timing) -> None:
+                self.usage.store.record_timing(timing.provider, timing.model, timing.first_byte, timing.first_token, timing.gap)
+
+            def cold_start(provider: str) -> float:
+                context = self._contexts.get(provider)
+                return context.info.cold_start if context is not None else 0.0
+
+            self._learned_limits = LearnedLimits(
+                load,
+                save,
+                first_token_ceiling=llm.first_token_timeout,
+                idle_ceiling=llm.stream_idle_timeout,
+                no_history=(
+                    llm.first_token_timeout if llm.is_set("first_token_timeout") else NO_HISTORY,
+                    llm.stream_idle_timeout if llm.is_set("stream_idle_timeout") else NO_HISTORY,
+                ),
+                users_ceiling=llm.is_set("first_token_timeout"),
+                cold_start=cold_start,
+            )
+        return self._learned_limits
 
     def _plan(
         self,
@@ -581,7 +615,8 @@ class LLMManager:
         return self.usage.store.clear_attempts()
 
     async def aclose(self) -> None:
-        """Close every provider's HTTP client and write the pending history."""
+        """Stop the circuit checks, close every provider's HTTP client and write the pending history."""
+        await self.prober.aclose()
         await asyncio.gather(*(context.aclose() for context in self._contexts.values()))
         if self.usage.opened:
             await asyncio.to_thread(self.usage.close)

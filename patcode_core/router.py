@@ -6,7 +6,8 @@ For each provider and model of the route, in order:
 2. a rate limit in force (our ``*_RPM`` or the provider's quota until its
    reset) → when a later provider exists, it is tried first and this one is
    kept for the end; otherwise PatCode waits, up to ``LLM_MAX_RATE_LIMIT_WAIT``;
-3. circuit open → skipped at no cost (a half-open circuit lets one probe through);
+3. circuit open → skipped at no cost (a half-open circuit lets one request
+   try it), looked at again after any wait for a connection slot;
 4. the request, inside what is left of ``LLM_REQUEST_DEADLINE`` and the
    provider's ``*_TIMEOUT``; a transient failure is retried up to
    ``LLM_MAX_RETRIES`` times with backoff and jitter, never sooner than the
@@ -27,7 +28,7 @@ from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitState
 from patcode_core.config import FallbackEntry, LLMConfig
 from patcode_core.context import ATTEMPT_MODEL, ProviderContext
 from patcode_core.deadline import Deadline
-from patcode_core.errors import AllProvidersFailedError, ErrorKind, ProviderError
+from patcode_core.errors import AllProvidersFailedError, ErrorKind, PatCodeError, ProviderError
 from patcode_core.i18n import t
 from patcode_core.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
 from patcode_core.stats import StatsRecorder
@@ -78,6 +79,11 @@ def _fallback_from(provider: str, failures: list[ProviderError]) -> str | None:
     return next((failure.provider for failure in failures if failure.provider != provider), None)
 
 
+def _only_open_circuits(failures: list[ProviderError]) -> bool:
+    """True when every failure so far is a skip of an open circuit: routine, logged at debug."""
+    return all(failure.skipped and failure.kind is ErrorKind.CIRCUIT_OPEN for failure in failures)
+
+
 def _estimated_tokens(request: CompletionRequest) -> int:
     """A cheap lower bound of the prompt's tokens (about four characters each)."""
     return sum(len(message.content) for message in request.messages) // 4
@@ -85,6 +91,9 @@ def _estimated_tokens(request: CompletionRequest) -> int:
 
 class Router:
     """Serves completions for the manager; owns no configuration of its own.
+
+    Calls that skip an open circuit are summed up in the log every
+    :attr:`skip_summary_every` seconds (a class attribute; tests shorten it).
 
     :param contexts: each loaded provider's context.
     :param llm: the core settings (retries, waits, deadline).
@@ -96,6 +105,8 @@ class Router:
     :param log: the structlog logger.
     :param usage: prices, usage history and the response cache.
     """
+
+    skip_summary_every: float = 30.0
 
     def __init__(
         self,
@@ -126,6 +137,10 @@ class Router:
         self._log = log
         self._rng = rng
         self.usage = usage
+
+    def context_of(self, provider: str) -> ProviderContext | None:
+        """The context of a loaded provider."""
+        return self._contexts.get(provider)
 
     def new_deadline(self) -> Deadline:
         """The overall budget of one call (``LLM_REQUEST_DEADLINE``), starting now."""
@@ -228,9 +243,9 @@ class Router:
                            cost=cost, fallback_from=_fallback_from(name, failures), answer=answer.text)
         self.usage.remember(name, opened.request, answer)
         if opened.circuit.success():
-            self._log.info("circuit_closed", provider=name, model=model)
+            self._log_circuit_closed(name, model, opened.circuit)
         if any(failure.provider != name for failure in failures):
-            self._log.info("fallback_succeeded", provider=name)
+            (self._log.debug if _only_open_circuits(failures) else self._log.info)("fallback_succeeded", provider=name)
         return cost
 
     def record_failure(self, error: ProviderError, request: CompletionRequest, seconds: float, retry: bool) -> None:
@@ -240,9 +255,31 @@ class Router:
                            latency=seconds)
 
     def record_cancelled(self, provider: str, request: CompletionRequest, seconds: float, retry: bool) -> None:
-        """Count one request the caller stopped: sent, but no verdict on the provider."""
+        """Count one request the caller stopped: sent, but no verdict on the provider.
+
+        A request that lost a hedged race is a cancelled one marked ``hedged`` (``error_kind``).
+        """
+        from patcode_core.hedging import RACER
+
+        racer = RACER.get()
+        hedged = racer is not None and racer.lost
         self._stats.record(provider, None, seconds, retry=retry)
-        self.usage.attempt(provider, request.model, "cancelled", request=request, latency=seconds)
+        self.usage.attempt(provider, request.model, "cancelled", request=request, latency=seconds,
+                           error_kind="hedged" if hedged else None)
+
+    def can_hedge(self, entry: FallbackEntry) -> bool:
+        """Whether ``entry`` may be started as a hedge now: loaded, keyed, circuit closed, not rate-limited."""
+        context = self._contexts.get(entry.provider)
+        if context is None or not context.configured:
+            return False
+        model = entry.model or context.settings.model
+        if self._breakers.get(entry.provider, model).state is not CircuitState.CLOSED:
+            return False
+        return max(context.requests_per_minute.wait(), context.quota.wait(model)) <= 0
+
+    def note_hedge(self, primary: str, hedge: str, after: float) -> None:
+        """Log that ``hedge`` was started beside a late ``primary``."""
+        self._log.info("hedge_started", provider=primary, hedge=hedge, seconds=f"{after:.2f}")
 
     def broke(self, opened: Opened, error: ProviderError, latency: float, failures: list[ProviderError]) -> None:
         """Book an answer that failed after the provider had accepted it (a stream cut mid-way)."""
@@ -271,8 +308,8 @@ class Router:
     ) -> Opened | _Deferred | None:
         """Try one provider and model; ``None`` when it failed and the route goes on."""
         name = entry.provider
-        if failures and attempts == 0:
-            self._log.info("fallback_trying", provider=name)
+        if failures and attempts == 0:  # past open circuits only, the next provider is routine: debug
+            (self._log.debug if _only_open_circuits(failures) else self._log.info)("fallback_trying", provider=name)
         context = self._contexts.get(name)
         if context is None:
             self.fail(failures, self._missing(name), skipped=True)
@@ -312,15 +349,17 @@ class Router:
                 self._log.warning("rate_limit_wait", provider=name, seconds=f"{wait:.1f}")
                 await asyncio.sleep(wait)
                 continue
+            probe = circuit.state is not CircuitState.CLOSED  # allowed anyway: the one half-open try
             if not circuit.allow():
                 self.fail(failures, self._circuit_open(context, model, circuit), skipped=True)
                 return None
             attempts += 1
             try:
-                value, latency = await self._attempt(context, request, deadline, attempts > 1, opener)
+                value, latency = await self._attempt(context, request, deadline, attempts > 1, opener, circuit, probe)
             except ProviderError as error:
-                if error.skipped:  # the deadline ran out while queued: nothing was sent
-                    circuit.release()
+                if error.skipped:  # queued until the deadline ran out or the circuit opened: nothing was sent
+                    if probe:
+                        circuit.release()
                     self.fail(failures, error, skipped=True)
                     return None
                 error.attempt = attempts
@@ -347,7 +386,8 @@ class Router:
                 await asyncio.sleep(delay)
                 continue
             except BaseException:
-                circuit.release()
+                if probe:
+                    circuit.release()
                 raise
             return Opened(entry, 0, context, circuit, request, value, latency, attempts)
         return None
@@ -365,24 +405,39 @@ class Router:
             if circuit.probing:
                 circuit.release()
             return False
-        return circuit.failure()
+        return circuit.failure(error.message)
 
     # -- one request ---------------------------------------------------
 
     async def _attempt(
-        self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, retry: bool, opener: Opener
+        self,
+        context: ProviderContext,
+        request: CompletionRequest,
+        deadline: Deadline,
+        retry: bool,
+        opener: Opener,
+        circuit: CircuitBreaker | None = None,
+        probe: bool = False,
     ) -> tuple[Any, float]:
         """Hold one of the provider's connection slots and run ``opener``.
 
         Waiting for a slot is bounded by the deadline only: a local queue is
         not the provider's fault, so it is neither timed by ``*_TIMEOUT`` nor
-        counted as a request. A reply gives the slot back at once; a live
-        stream keeps it until it is closed.
+        counted as a request. After a wait, the deadline and ``circuit`` are
+        looked at again: a circuit that opened meanwhile (or went half-open
+        for another request's try, unless ``probe`` says this is that try)
+        sends the request on along the route, unsent (``skipped``). A reply
+        gives the slot back at once; a live stream keeps it until it is closed.
         """
         try:
-            if context.slots.locked():  # only a real queue needs a timer
+            if context.slots.locked():  # only a real queue needs a timer, and a second look after it
                 async with asyncio.timeout(deadline.remaining()):
                     await context.slots.acquire()
+                refused = self._after_queue(context, request.model, deadline, circuit, probe)
+                if refused is not None:
+                    context.slots.release()
+                    refused.skipped = True
+                    raise refused
             else:
                 await context.slots.acquire()
         except TimeoutError:
@@ -398,6 +453,16 @@ class Router:
         finally:
             if not keep:
                 context.slots.release()
+
+    def _after_queue(
+        self, context: ProviderContext, model: str, deadline: Deadline, circuit: CircuitBreaker | None, probe: bool
+    ) -> ProviderError | None:
+        """Why a request that waited for a slot must not be sent after all, or ``None`` to send it."""
+        if deadline.expired:
+            return self._timed_out(context, model, True, deadline)
+        if circuit is not None and not probe and circuit.state is not CircuitState.CLOSED:
+            return self._circuit_open(context, model, circuit)
+        return None
 
     async def _complete(
         self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, retry: bool
@@ -458,24 +523,61 @@ class Router:
     # -- errors --------------------------------------------------------
 
     def _log_circuit_opened(self, provider: str, model: str, circuit: CircuitBreaker) -> None:
+        """Log a circuit that opened (with why, and when it is tried next) and have it watched by the prober."""
+        self._breakers.opened(provider, model, circuit)
         self._log.warning(
-            "circuit_opened", provider=provider, model=model, failures=circuit.failures, seconds=f"{circuit.cooldown:g}"
+            "circuit_opened",
+            provider=provider,
+            model=model,
+            failures=circuit.failures,
+            reason=circuit.reason or "-",
+            seconds=f"{circuit.retry_in():.1f}",
         )
 
+    def _log_circuit_closed(self, provider: str, model: str, circuit: CircuitBreaker) -> None:
+        """Log a circuit that closed, after the summary of the calls it still owes the log."""
+        self._log_skips(provider, model, circuit.take_skips())
+        self._log.info("circuit_closed", provider=provider, model=model)
+
+    def _log_skips(self, provider: str, model: str, counted: tuple[int, float] | None) -> None:
+        if counted is not None:
+            calls, seconds = counted
+            self._log.info("circuit_skips", provider=provider, model=model, calls=calls, seconds=f"{round(seconds, 1):g}")
+
     def fail(self, failures: list[ProviderError], error: ProviderError, *, skipped: bool, raise_now: bool = True) -> None:
-        """Record and log one failure; raise it at once when no other provider could do better."""
+        """Record and log one failure; raise it at once when no other provider could do better.
+
+        A call that skips an open circuit is logged at debug only; the info
+        level gets a summary every :attr:`skip_summary_every` seconds instead.
+        """
         error.skipped = skipped
         failures.append(error)
         if skipped:
             self._stats.record_skip(error.provider)
             self.usage.attempt(error.provider, error.model or "", "skipped", error_kind=error.kind.value)
-            self._log.info("provider_skipped", provider=error.provider, error=error.message)
+            if error.kind is ErrorKind.CIRCUIT_OPEN:
+                self._log.debug("provider_skipped", provider=error.provider, error=error.message)
+                circuit = self._breakers.get(error.provider, error.model or "")
+                self._log_skips(error.provider, error.model or "", circuit.note_skip(self.skip_summary_every))
+            else:
+                self._log.info("provider_skipped", provider=error.provider, error=error.message)
         else:
             self._log.warning(
                 "provider_failed", provider=error.provider, error=error.message, kind=error.kind.value, attempt=error.attempt
             )
         if raise_now and not error.fallback and error.kind is not ErrorKind.DEADLINE:
-            raise error
+            raise self.ending(failures, error)
+
+    def ending(self, failures: list[ProviderError], error: ProviderError) -> PatCodeError:
+        """The error that ends a call at ``error`` (no other provider would do better).
+
+        When another provider had already failed on its own (it was tried, not
+        skipped), every failure is listed: the user must learn that the first
+        provider is down, not only why the last one refused.
+        """
+        if any(not failure.skipped and failure.provider != error.provider for failure in failures if failure is not error):
+            return self.all_failed(failures)
+        return error
 
     def _timed_out(self, context: ProviderContext, model: str, cut_by_deadline: bool, deadline: Deadline) -> ProviderError:
         if cut_by_deadline:
@@ -522,12 +624,12 @@ class Router:
         # Built directly: nothing in it can hold a secret, and this is the hot path of a skip.
         return ProviderError(context.name, ErrorKind.CIRCUIT_OPEN, message, t("suggest.circuit_open"), model=model)
 
-    def all_failed(self, failures: list[ProviderError], deadline: Deadline) -> AllProvidersFailedError:
+    def all_failed(self, failures: list[ProviderError], deadline: Deadline | None = None) -> AllProvidersFailedError:
         lines = []
         for failure in failures:
             who = failure.provider if failure.attempt <= 1 else t("error.attempt_label", provider=failure.provider, attempt=failure.attempt)
             lines.append(t("error.all_failed_line", provider=who, message=failure.message, suggestion=failure.suggestion))
-        if deadline.expired:
+        if deadline is not None and deadline.expired:
             title = t("error.all_failed_deadline", seconds=f"{deadline.seconds:g}")
         else:
             title = t("error.all_failed")

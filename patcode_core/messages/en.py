@@ -15,7 +15,7 @@ MESSAGES: dict[str, str] = {
     "log.stream_close_failed": "Could not close the stream from '{provider}': {error}",
     "log.rate_limit_wait": "Rate limit reached, waiting {seconds}s... ({provider})",
     "log.retrying": "Retrying '{provider}' (attempt {attempt} of {attempts}) in {seconds}s...",
-    "log.circuit_opened": "Circuit opened for '{provider}' ({model}) after {failures} failures in a row: skipped for {seconds}s",
+    "log.circuit_opened": "Circuit opened for '{provider}' ({model}) after {failures} failures in a row ({reason}): skipped without a call; next try in {seconds}s",
     "log.circuit_closed": "Circuit closed for '{provider}' ({model}): it answers again",
     # configuration
     "config.invalid_value": "{var}={value} is not valid: {reason}",
@@ -296,4 +296,20 @@ MESSAGES: dict[str, str] = {
     "error.model_not_listed": "the server does not have the model '{model}'; it lists: {listed}",
     "available.model_not_listed": "the server does not list '{model}' but answers under that name (it lists: {listed})",
     "cli.and_more": " and {count} more",
+    # -- learned limits and hedging (issue 11) --
+    "config.reason.hedge": "must be off, auto or a number of seconds above 0",
+    "limits.no_history": "no history of this provider yet; ceiling {var}",
+    "limits.learned": "learned limit: 3 × p99 of {p99}s; ceiling {var}",
+    "log.hedge_started": "'{provider}' is slow to give its first token ({seconds}s): '{hedge}' is tried beside it; the first to answer wins",
+    "cli.stats_hedged": "({value} of them lost a race with LLM_HEDGE)",
+    "cli.limits_title": "Streaming time limits (first token / silence):",
+    "cli.limits_line": "{provider} · {model}: {first}s / {idle}s ({source})",
+    "cli.limits_learned": "learned from {samples} answers, first token p99 {p99}",
+    "cli.limits_default": "no history yet",
+    "cli.limits_cold": "; its first request, +{seconds}s to start",
+    # -- circuits (issue 11) --
+    "log.circuit_skips": "{calls} calls skipped in the last {seconds}s: circuit open for '{provider}' ({model})",
+    "log.circuit_check_passed": "'{provider}' ({model}) answers the background check again: the next request tries it",
+    "log.circuit_check_failed": "'{provider}' ({model}) still fails the background check ({reason}): circuit stays open, next check in {seconds}s",
+    "log.circuit_checks_stopped": "'{provider}' ({model}) has not answered for {minutes} min: background checks stop; a request will try it in {seconds}s",
 }

@@ -15,7 +15,7 @@ MESSAGES: dict[str, str] = {
     "log.stream_close_failed": "No se pudo cerrar el stream de '{provider}': {error}",
     "log.rate_limit_wait": "Rate limit alcanzado, esperando {seconds}s... ({provider})",
     "log.retrying": "Reintentando '{provider}' (intento {attempt} de {attempts}) en {seconds}s...",
-    "log.circuit_opened": "Circuito abierto para '{provider}' ({model}) tras {failures} fallos seguidos: se omite durante {seconds}s",
+    "log.circuit_opened": "Circuito abierto para '{provider}' ({model}) tras {failures} fallos seguidos ({reason}): se omite sin llamarlo; próximo intento en {seconds}s",
     "log.circuit_closed": "Circuito cerrado para '{provider}' ({model}): vuelve a responder",
     # configuration
     "config.invalid_value": "{var}={value} no es válido: {reason}",
@@ -296,4 +296,20 @@ MESSAGES: dict[str, str] = {
     "error.model_not_listed": "el servidor no tiene el modelo '{model}'; lista: {listed}",
     "available.model_not_listed": "el servidor no lista '{model}' pero responde con ese nombre (lista: {listed})",
     "cli.and_more": " y {count} más",
+    # -- learned limits and hedging (issue 11) --
+    "config.reason.hedge": "debe ser off, auto o un número de segundos mayor que 0",
+    "limits.no_history": "aún sin historial de este provider; techo {var}",
+    "limits.learned": "límite aprendido: 3 × p99 de {p99}s; techo {var}",
+    "log.hedge_started": "'{provider}' tarda en dar el primer token ({seconds}s): se prueba '{hedge}' a la vez; gana el primero que responda",
+    "cli.stats_hedged": "(de ellos, {value} perdieron una carrera con LLM_HEDGE)",
+    "cli.limits_title": "Límites de tiempo en streaming (primer token / pausa):",
+    "cli.limits_line": "{provider} · {model}: {first}s / {idle}s ({source})",
+    "cli.limits_learned": "aprendidos de {samples} respuestas, primer token p99 {p99}",
+    "cli.limits_default": "aún sin historial",
+    "cli.limits_cold": "; la primera petición, +{seconds}s de arranque",
+    # -- circuits (issue 11) --
+    "log.circuit_skips": "{calls} llamadas omitidas en los últimos {seconds}s: circuito abierto de '{provider}' ({model})",
+    "log.circuit_check_passed": "'{provider}' ({model}) responde de nuevo a la comprobación en segundo plano: la próxima petición lo prueba",
+    "log.circuit_check_failed": "'{provider}' ({model}) sigue sin responder a la comprobación en segundo plano ({reason}): circuito abierto, nueva comprobación en {seconds}s",
+    "log.circuit_checks_stopped": "'{provider}' ({model}) lleva {minutes} min sin responder: deja de comprobarse en segundo plano; una petición lo probará en {seconds}s",
 }

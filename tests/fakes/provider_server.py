@@ -5,11 +5,14 @@ Run it as a process: ``python provider_server.py --port 0`` prints
 
 - ``POST /_control/faults`` ``{"route": "chat", "faults": [...]}`` queues
   faults; each matching request takes the next one (``"times": n`` repeats it,
-  ``"always": true`` keeps it). Routes: ``chat`` (``/api/chat`` and
+  ``"always": true`` keeps it; ``"until": t``, a Unix time, drops it from
+  that moment on, so ``always`` plus ``until`` is an outage that heals by
+  itself on the server's clock). Routes: ``chat`` (``/api/chat`` and
   ``*/chat/completions``), ``tags`` (``/api/tags``), ``models`` (``*/models``).
 - Fault types: ``http`` (``status``, ``body`` JSON or text, ``headers``,
-  ``content_type``), ``hang`` (accept, never answer), ``reset`` (close the
-  connection with RST, no response), ``delay`` (``seconds``, then answer),
+  ``content_type``, ``seconds`` to wait before answering), ``hang``
+  (accept, never answer), ``reset`` (close the connection with RST, no
+  response), ``delay`` (``seconds``, then answer),
   ``malformed`` (200 with broken JSON), ``no_choices`` (200, ``choices: []``,
   or an Ollama body with no ``message``), ``empty`` (200 with an empty
   answer), ``ok`` (the normal answer, with extra ``headers``), ``trickle``
@@ -57,8 +60,11 @@ class State:
         self.reply: str | None = None
 
     def next_fault(self, route: str) -> dict[str, Any] | None:
+        now = time.time()
         for key in (route, "any"):
             queue = self.faults.get(key)
+            while queue and "until" in queue[0] and now >= float(queue[0]["until"]):
+                queue.pop(0)  # its time is over
             if not queue:
                 continue
             fault = queue[0]
@@ -232,9 +238,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 writer.write(encode(*control(method, path, body)))
                 await writer.drain()
                 continue
-            STATE.requests.append(
-                {"method": method, "path": path, "route": route, "body": body, "headers": headers, "at": time.time()}
-            )
+            entry = {"method": method, "path": path, "route": route, "body": body, "headers": headers, "at": time.time()}
+            STATE.requests.append(entry)
             fault = STATE.next_fault(route)
             kind = fault.get("type") if fault else "ok"
             if kind == "hang":
@@ -243,13 +248,16 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             if kind == "reset":
                 abort_with_reset(writer)
                 return
-            if kind == "delay":
+            if kind == "delay" or (kind == "http" and "seconds" in fault):
                 await asyncio.sleep(float(fault["seconds"]))
             if body.get("stream") is True and route == "chat" and kind in ("ok", "delay", "stream"):
                 status, payload = answer(method, path, body)
                 if status == 200:
                     text = payload["choices"][0]["message"]["content"] if "choices" in payload else payload["message"]["content"]
-                    reusable = await send_stream(writer, reader, path, body.get("model", ""), text, fault or {})
+                    try:
+                        reusable = await send_stream(writer, reader, path, body.get("model", ""), text, fault or {})
+                    finally:  # whether the client hung up before the stream ended (a cancelled hedge does)
+                        entry["client_closed"] = reader.at_eof()
                     if not reusable:
                         return
                     continue

@@ -9,7 +9,9 @@ unreadable chunks after ``after`` tokens); ``no_done`` (the body ends
 cleanly after ``after`` tokens: no finish reason, no end marker);
 ``no_done_finished`` (a finish reason, then the body ends without
 ``[DONE]``); ``error`` (an in-band error after ``after`` tokens).
-``token_delay`` spaces the tokens; ``"usage": false`` leaves the token
+``token_delay`` spaces the tokens; ``first_token_delay`` is the silence
+between the headers (sent at once) and the first token, as a server that
+takes long to read the prompt; ``"usage": false`` leaves the token
 counts out of a chat-completions stream, as llama.cpp's server does (it
 ignores ``stream_options.include_usage``).
 """
@@ -100,6 +102,9 @@ async def send_stream(writer: asyncio.StreamWriter, reader: asyncio.StreamReader
     if mode == "silence":
         await reader.read()
         return False
+    first_token_delay = float(fault.get("first_token_delay", 0.0))
+    if first_token_delay:
+        await asyncio.sleep(first_token_delay)
     limit = len(pieces) if mode in ("ok", "no_done_finished", "malformed_chunk") else min(after, len(pieces))
     for index, piece in enumerate(pieces[:limit]):
         if mode == "malformed_chunk" and index == after:
