@@ -233,7 +233,13 @@ def _stats(facade: SyncLLMManager, words: list[str], command: str = "/llm stats"
         return EXIT_OK
     if options.json:
         # ASCII JSON: a model name with control or bidi characters reaches the terminal escaped.
-        print(json.dumps({"providers": [usage.as_dict() for usage in figures], "since": since}, ensure_ascii=True, indent=2))
+        from dataclasses import asdict
+
+        from patcode_core.render import limits_in_force
+
+        limits = [{"provider": name, "model": model, **asdict(found)} for name, model, found in limits_in_force(manager)]
+        print(json.dumps({"providers": [usage.as_dict() for usage in figures], "since": since, "stream_limits": limits},
+                         ensure_ascii=True, indent=2))
         return EXIT_OK
     print(stats_block(manager, figures))
     if not manager.usage.persistent:

@@ -88,6 +88,9 @@ class LLMSettings(PatCodeSettings):
     first_token_timeout: float = Field(default=30.0, gt=0, le=MAX_SECONDS)
     stream_idle_timeout: float = Field(default=15.0, gt=0, le=MAX_SECONDS)
     stream_recovery: Literal["restart", "error"] = "restart"
+    #: ``off``, ``auto`` (at the primary's learned p95 of the first token) or seconds: when a
+    #: stream's first token is late, start the next provider in parallel (see patcode_core.hedging).
+    hedge: str = "auto"
     stats_store: Literal["on", "off"] = "on"
     log_content: bool = False
     cache: bool = False
@@ -96,6 +99,20 @@ class LLMSettings(PatCodeSettings):
     #: Decoded bytes of one provider answer (plain, streamed or a status
     #: check); beyond it the answer is ``malformed_response`` and falls back.
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0, le=MAX_RESPONSE_BYTES_LIMIT)
+
+    @field_validator("hedge", mode="before")
+    @classmethod
+    def _hedge_is_off_auto_or_seconds(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if text in ("off", "auto"):
+            return text
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise ValueError(t("config.reason.hedge")) from None
+        if not 0 < seconds <= MAX_SECONDS:
+            raise ValueError(t("config.reason.hedge"))
+        return f"{seconds:g}"
 
     @field_validator("first_byte_timeout", mode="before")
     @classmethod
@@ -162,6 +179,10 @@ class LLMConfig:
         self._core = core
         self._providers = providers
         self._problems = dict(problems or {})
+
+    def is_set(self, name: str) -> bool:
+        """Whether the user set the core value ``name`` (``LLM_<NAME>``), rather than leaving its default."""
+        return name in self._core.model_fields_set
 
     @property
     def fallback_entries(self) -> list[FallbackEntry]:

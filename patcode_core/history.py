@@ -50,6 +50,8 @@ class ProviderUsage:
     successes: int = 0
     failures: int = 0
     cancelled: int = 0
+    #: Of the cancelled: requests that lost a hedged race (``LLM_HEDGE``).
+    hedged: int = 0
     skipped: int = 0
     cache_hits: int = 0
     mean_latency: float | None = None
@@ -148,7 +150,8 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
                 SUM(CASE WHEN {answered} THEN uncounted ELSE 0 END),
                 SUM(CASE WHEN {answered} THEN cost END),
                 SUM(CASE WHEN {answered} THEN unpriced ELSE 0 END),
-                SUM(n * (outcome = 'success' AND fallback_from IS NOT NULL))
+                SUM(n * (outcome = 'success' AND fallback_from IS NOT NULL)),
+                SUM(n * (outcome = 'cancelled' AND error_kind = 'hedged'))
             FROM {every_row} WHERE {where} GROUP BY provider ORDER BY provider""",
         parameters,
     )
@@ -166,6 +169,7 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
             cost=row[10] if row[10] is not None or not row[11] else None,
             unpriced_answers=int(row[11] or 0),
             fallbacks_in=int(row[12] or 0),
+            hedged=int(row[13] or 0),
         )
     for usage in figures.values():
         if usage.cost is None and not usage.unpriced_answers:

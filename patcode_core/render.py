@@ -18,6 +18,7 @@ from patcode_core.types import CompletionResult
 
 if TYPE_CHECKING:
     from patcode_core.history import ProviderUsage
+    from patcode_core.learned_limits import StreamLimits
 
 
 def providers_block(rows: Sequence[ProviderStatus]) -> str:
@@ -69,6 +70,9 @@ def stats_block(manager: LLMManager, figures: Sequence[ProviderUsage] | None = N
         t("cli.stats_configured", providers=printable_line(", ".join(configured) or "-")),
         t("cli.stats_fallback", state=on_off),
     ]
+    limits = limits_lines(manager)
+    if limits:
+        lines += ["", *limits]
     figures = list(manager.usage_summary() if figures is None else figures)
     for usage in figures:
         lines += ["", f"{printable_line(usage.provider)}:", *("  " + line for line in _usage_lines(usage))]
@@ -139,8 +143,39 @@ def _usage_lines(usage: ProviderUsage) -> list[str]:
     if usage.skipped:
         lines.append(t("cli.stats_skipped", value=usage.skipped))
     if usage.cancelled:
-        lines.append(t("cli.stats_cancelled", value=usage.cancelled))
+        hedged = f" {t('cli.stats_hedged', value=usage.hedged)}" if usage.hedged else ""
+        lines.append(t("cli.stats_cancelled", value=usage.cancelled) + hedged)
     return lines
+
+
+def limits_in_force(manager: LLMManager) -> list[tuple[str, str, StreamLimits]]:
+    """(provider, model, limits) for each configured provider's model: the stream time limits in force."""
+    found = []
+    for name in manager.installed:
+        settings = manager.settings.llm.providers.get(name)
+        if settings is None or not manager.is_configured(name):
+            continue
+        found.append((name, settings.model, manager.learned_limits.limits(name, settings.model, settings.timeout, steady=True)))
+    return found
+
+
+def limits_lines(manager: LLMManager) -> list[str]:
+    """The stream time limits in force, one line per configured provider (learned, or the defaults)."""
+    lines = []
+    for name, model, limits in limits_in_force(manager):
+        source = (
+            t("cli.limits_learned", samples=limits.samples, p99=_seconds(limits.first_token_p99))
+            if limits.learned
+            else t("cli.limits_default")
+        )
+        cold = manager.learned_limits.cold_start(name)
+        if cold:
+            source += t("cli.limits_cold", seconds=f"{cold:g}")
+        lines.append(
+            "  " + t("cli.limits_line", provider=printable_line(name), model=printable_line(model),
+                     first=f"{limits.first_token:g}", idle=f"{limits.idle:g}", source=source)
+        )
+    return [t("cli.limits_title"), *lines] if lines else []
 
 
 def answer_header(result: CompletionResult) -> str:

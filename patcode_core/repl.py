@@ -111,6 +111,10 @@ def stream_answer(facade: SyncLLMManager, agent: PatAgent, text: str) -> None:
     spinner = Spinner(out, t("cli.thinking", provider=provider), color=color).start()
 
     def follow(event: str, fields: Mapping[str, Any]) -> None:
+        if event == "hedge_started":  # two providers race: name both
+            both = f"{for_terminal_line(str(fields.get('provider')))} + {for_terminal_line(str(fields.get('hedge')))}"
+            spinner.set_text(t("cli.thinking", provider=both))
+            return
         name = fields.get(_TRYING.get(event, ""))
         if name:
             spinner.set_text(t("cli.thinking", provider=for_terminal_line(str(name))))

@@ -86,6 +86,19 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX cache_provider ON cache (provider)",
     ],
+    # 3: each streamed answer's timings, from which the time limits are learned (patcode_core.learned_limits).
+    [
+        """CREATE TABLE timings (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            first_byte REAL NOT NULL,
+            first_token REAL NOT NULL,
+            gap REAL NOT NULL
+        )""",
+        "CREATE INDEX timings_provider_model ON timings (provider, model, id)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 BATCH = 256
@@ -176,6 +189,11 @@ _COLUMNS = [field.name for field in fields(Attempt)]
 _AS_ROW = operator.attrgetter(*_COLUMNS)  # a flat tuple, far cheaper than dataclasses.astuple
 _INSERT = f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 _INSERT_CACHE = "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_TIMING = "INSERT INTO timings (at, provider, model, first_byte, first_token, gap) VALUES (?, ?, ?, ?, ?, ?)"
+#: Timings kept per provider and model (older ones are deleted as new ones come): enough for the learned limits' window.
+TIMINGS_KEPT = 500
+_PRUNE_TIMINGS = """DELETE FROM timings WHERE provider = ? AND model = ? AND id <= (
+    SELECT id FROM timings WHERE provider = ? AND model = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"""
 
 
 class StoreUnavailable(Exception):
@@ -408,6 +426,18 @@ class UsageStore:
                 self._recent.popitem(last=False)
         self._enqueue(("cache", row))
 
+    def record_timing(self, provider: str, model: str, first_byte: float, first_token: float, gap: float) -> None:
+        """Queue one streamed answer's timings (seconds); returns at once."""
+        self._enqueue(("timing", (time.time(), provider, model, first_byte, first_token, gap)))
+
+    def timings(self, provider: str, model: str, limit: int) -> list[tuple[float, float, float]]:
+        """The last ``limit`` (first_byte, first_token, gap) of ``provider`` and ``model``, oldest first."""
+        rows = self.query(
+            "SELECT first_byte, first_token, gap FROM timings WHERE provider = ? AND model = ? ORDER BY id DESC LIMIT ?",
+            (provider, model, limit),
+        )
+        return [(float(a), float(b), float(c)) for a, b, c in reversed(rows)]
+
     def _enqueue(self, item: tuple[str, Any]) -> None:
         if self.read_only is not None:
             with self._idle:
@@ -454,6 +484,7 @@ class UsageStore:
     def _insert(self, batch: Sequence[tuple[str, Any]]) -> None:
         attempts = [_safe_row(row) for kind, row in batch if kind == "attempt"]
         cached = [_safe_row(row) for kind, row in batch if kind == "cache"]
+        timings = [_safe_row(row) for kind, row in batch if kind == "timing"]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -461,6 +492,10 @@ class UsageStore:
                     self._db.executemany(_INSERT, attempts)
                 if cached:
                     self._db.executemany(_INSERT_CACHE, cached)
+                if timings:
+                    self._db.executemany(_INSERT_TIMING, timings)
+                    for provider, model in {(row[1], row[2]) for row in timings}:
+                        self._db.execute(_PRUNE_TIMINGS, (provider, model, provider, model, TIMINGS_KEPT))
                 if self._memory and self._rows + len(attempts) > MEMORY_ROWS:
                     self._fold()
                 else:

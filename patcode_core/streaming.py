@@ -23,7 +23,9 @@ from patcode_core.config import FallbackEntry
 from patcode_core.context import ProviderContext
 from patcode_core.deadline import Deadline
 from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamInterruptedError
+from patcode_core.hedging import hedged_walk
 from patcode_core.i18n import t
+from patcode_core.learned_limits import LearnedLimits, StreamLimits
 from patcode_core.plugin_guard import guarded, run_in_thread
 from patcode_core.plugins import PluginHost
 from patcode_core.router import Opened, Router
@@ -52,6 +54,10 @@ class LiveStream:
     started: float
     time_to_first_token: float
     release: Callable[[], None]
+    #: Seconds from sending to the first chunk of any kind.
+    time_to_first_byte: float = 0.0
+    #: The limits this stream runs under (learned, or the defaults).
+    limits: StreamLimits | None = None
     holds_slot: bool = True
     _closed: bool = field(default=False)
 
@@ -139,9 +145,9 @@ class StreamRunner:
 
     :param router: walks the route and books successes and failures.
     :param host: to find each provider's ``provider_stream``.
-    :param first_token_timeout: ``LLM_FIRST_TOKEN_TIMEOUT``.
-    :param idle_timeout: ``LLM_STREAM_IDLE_TIMEOUT``.
+    :param limits: the first-token and idle limits of each provider and model, learned from its streams.
     :param recovery: ``restart`` or ``error`` (``LLM_STREAM_RECOVERY``).
+    :param hedge: ``LLM_HEDGE`` as :func:`~patcode_core.hedging.parse_hedge` reads it.
     """
 
     def __init__(
@@ -150,16 +156,17 @@ class StreamRunner:
         host: PluginHost,
         log: Any,
         *,
-        first_token_timeout: float,
-        idle_timeout: float,
+        limits: LearnedLimits,
         recovery: str,
+        hedge: float | str | None = None,
     ) -> None:
         self._router = router
         self._host = host
         self._log = log
-        self.first_token_timeout = first_token_timeout
-        self.idle_timeout = idle_timeout
+        self.limits = limits
         self.recovery = recovery
+        #: ``None`` (off), ``"auto"`` or seconds (``LLM_HEDGE``).
+        self.hedge = hedge
 
     async def run(
         self, route: list[FallbackEntry], make_request: Callable[[str], CompletionRequest], use_fallback: bool
@@ -172,7 +179,13 @@ class StreamRunner:
         remaining = route
         while True:
             try:
-                opened = await self._router.walk(remaining, make_request, deadline, failures, use_fallback, self._open)
+                if broken is None:  # the first walk may be hedged; a restart goes on along the route
+                    delay = self._hedge_delay(remaining[0], make_request)
+                    opened = await hedged_walk(
+                        self._router, remaining, make_request, deadline, failures, use_fallback, self._open, delay
+                    )
+                else:
+                    opened = await self._router.walk(remaining, make_request, deadline, failures, use_fallback, self._open)
             except PatCodeError as error:
                 if broken is None:
                     raise
@@ -198,8 +211,11 @@ class StreamRunner:
                 answer.take(live.first)
                 yield TextDelta(live.first.text, name)
                 done = live.first.done
+                longest_gap, last = 0.0, time.perf_counter()
                 while not done:
                     chunk = await self._next(live, deadline, opened)
+                    now = time.perf_counter()
+                    longest_gap, last = max(longest_gap, now - last), now
                     if chunk.skipped is not None:
                         self._log.warning("stream_chunk_skipped", provider=name, detail=chunk.skipped)
                         continue
@@ -228,6 +244,7 @@ class StreamRunner:
             usage = answer.usage or Usage()
             whole = CachedAnswer(answer.text, answer.finish_reason, usage.input_tokens, usage.output_tokens, answer.model)
             cost = self._router.succeeded(opened, latency, failures, whole, usage, live.time_to_first_token)
+            self.limits.record(name, opened.request.model, live.time_to_first_byte, live.time_to_first_token, longest_gap)
             yield CompletionResult(
                 text=answer.text,
                 provider=name,
@@ -244,31 +261,46 @@ class StreamRunner:
             )
             return
 
+    def _hedge_delay(self, entry: FallbackEntry, make_request: Callable[[str], CompletionRequest]) -> float | None:
+        """When to start a hedge beside ``entry`` (``LLM_HEDGE``): its learned p95 of the first token, or a fixed time."""
+        if self.hedge is None:
+            return None
+        if self.hedge != "auto":
+            return float(self.hedge)
+        context = self._router.context_of(entry.provider)
+        if context is None:
+            return None
+        model = entry.model or context.settings.model
+        return self.limits.limits(entry.provider, model, context.settings.timeout).hedge_after
+
     # -- opening: up to the first token --------------------------------
 
     async def _open(
         self, context: ProviderContext, request: CompletionRequest, deadline: Deadline, retry: bool
     ) -> tuple[LiveStream, float]:
         """Start the stream and wait for its first text, inside the first-token limit and the deadline."""
-        limit = min(self.first_token_timeout, context.settings.timeout)
+        limits = self.limits.limits(context.name, request.model, context.settings.timeout)
+        limit = limits.first_token
         budget = min(limit, deadline.remaining())
         chunks: AsyncIterator[StreamChunk] | None = None
+        first_byte: list[float] = []
 
         def to_error(exc: Exception) -> ProviderError:
             if isinstance(exc, TimeoutError) and budget >= limit:
-                return self._no_first_token(context, request.model, limit)
+                return self._no_first_token(context, request.model, limits)
             return self._router.as_provider_error(exc, context, request.model, deadline, cut_by_deadline=True)
 
         with self._router.booked(context, request, retry, to_error) as started:
             try:
                 async with asyncio.timeout(budget):
                     chunks = await self._chunks(context, request)
-                    first = await self._first_text(chunks, context, request.model)
+                    first = await self._first_text(chunks, context, request.model, first_byte)
             except BaseException:
                 await self._close_quietly(context, chunks)
                 raise
         waited = time.perf_counter() - started
-        return LiveStream(chunks, first, started, waited, context.slots.release), waited
+        to_first_byte = (first_byte[0] - started) if first_byte else waited
+        return LiveStream(chunks, first, started, waited, context.slots.release, to_first_byte, limits), waited
 
     async def _chunks(self, context: ProviderContext, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
         """The provider's chunks: its ``provider_stream``, or its whole answer as one chunk."""
@@ -285,9 +317,14 @@ class StreamRunner:
             return _from_thread(result, f"{context.name}.provider_stream")
         raise TypeError(t("plugin.bad_reply", got=type(result).__name__))
 
-    async def _first_text(self, chunks: AsyncIterator[StreamChunk], context: ProviderContext, model: str) -> StreamChunk:
-        """Read until the first chunk with text; a stream that ends first is an empty or broken answer."""
+    async def _first_text(
+        self, chunks: AsyncIterator[StreamChunk], context: ProviderContext, model: str, first_byte: list[float]
+    ) -> StreamChunk:
+        """Read until the first chunk with text (noting in ``first_byte`` when any chunk came first);
+        a stream that ends first is an empty or broken answer."""
         async for chunk in chunks:
+            if not first_byte:
+                first_byte.append(time.perf_counter())
             if not isinstance(chunk, StreamChunk):
                 raise TypeError(t("plugin.bad_reply", got=type(chunk).__name__))
             if chunk.skipped is not None:
@@ -307,7 +344,8 @@ class StreamRunner:
     async def _next(self, live: LiveStream, deadline: Deadline, opened: Opened) -> StreamChunk:
         """The next chunk within the idle limit and the deadline; a broken stream raises a ProviderError."""
         context, model = opened.context, opened.request.model
-        limit = min(self.idle_timeout, context.settings.timeout)
+        limits = live.limits or self.limits.limits(context.name, model, context.settings.timeout)
+        limit = limits.idle
         budget = min(limit, deadline.remaining())
         try:
             async with asyncio.timeout(budget):
@@ -319,10 +357,10 @@ class StreamRunner:
         except TimeoutError:
             if budget >= limit:
                 seconds = f"{limit:g}"
-                var = "LLM_STREAM_IDLE_TIMEOUT" if self.idle_timeout <= context.settings.timeout else context.var("timeout")
+                why, var = self._limit_source(context, limits.idle, limits.gap_p99, self.limits.idle_ceiling, "LLM_STREAM_IDLE_TIMEOUT")
                 raise context.error(
                     ErrorKind.TIMEOUT,
-                    t("error.stream_stalled", seconds=seconds, var=var),
+                    t("error.stream_stalled", seconds=seconds, var=why),
                     t("suggest.timeout", seconds=seconds, var=var),
                     model=model,
                 ) from None
@@ -347,15 +385,29 @@ class StreamRunner:
 
     # -- errors --------------------------------------------------------
 
-    def _no_first_token(self, context: ProviderContext, model: str, limit: float) -> ProviderError:
-        var = "LLM_FIRST_TOKEN_TIMEOUT" if self.first_token_timeout <= context.settings.timeout else context.var("timeout")
-        seconds = f"{limit:g}"
+    def _no_first_token(self, context: ProviderContext, model: str, limits: StreamLimits) -> ProviderError:
+        seconds = f"{limits.first_token:g}"
+        why, var = self._limit_source(
+            context, limits.first_token, limits.first_token_p99, self.limits.first_token_ceiling, "LLM_FIRST_TOKEN_TIMEOUT"
+        )
         return context.error(
             ErrorKind.TIMEOUT,
-            t("error.first_token", seconds=seconds, var=var),
+            t("error.first_token", seconds=seconds, var=why),
             t("suggest.timeout", seconds=seconds, var=var),
             model=model,
         )
+
+    @staticmethod
+    def _limit_source(
+        context: ProviderContext, limit: float, p99: float | None, ceiling: float, ceiling_var: str
+    ) -> tuple[str, str]:
+        """(why the limit is what it is, the variable that raises it), for a timeout's message."""
+        if limit >= min(ceiling, context.settings.timeout):
+            var = ceiling_var if ceiling <= context.settings.timeout else context.var("timeout")
+            return var, var
+        if p99 is None:
+            return t("limits.no_history", var=ceiling_var), ceiling_var
+        return t("limits.learned", p99=f"{p99:.2g}", var=ceiling_var), ceiling_var
 
     def _interrupted(
         self, provider: str, partial: str, cause: PatCodeError, failures: list[ProviderError]

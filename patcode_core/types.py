@@ -206,6 +206,10 @@ class ProviderInfo:
     :param prices: USD per million tokens by model (``"*"`` for every
         model), each with the date it was taken; unknown models cost
         "unknown", never 0.
+    :param cold_start: seconds the provider's first answer in a process may
+        take beyond its usual pace (a server loading a model, a model loaded
+        in process): added to the first-token limit of its first request,
+        whose timings are not learned.
     """
 
     name: str
@@ -215,3 +219,4 @@ class ProviderInfo:
     priority: int = 100
     description: str = ""
     prices: Mapping[str, Price] = field(default_factory=dict)
+    cold_start: float = 0.0

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fakes.server_process import FakeProviderServer, closed_port_url
 
-
 #: The three network providers these tests are about; the embedded model (patcode-local) has its own tests.
 NETWORK_PLUGINS = "groq,ollama,openai"
 

@@ -263,7 +263,7 @@ def test_a_cached_answer_is_marked_and_spends_nothing(provider_server: FakeProvi
 
 
 def test_the_spinner_names_the_provider_being_tried(provider_server: FakeProviderServer, tmp_path: Path) -> None:
-    env = groq_ollama_env(provider_server, tmp_path, LLM_MAX_RETRIES="0", LLM_FIRST_TOKEN_TIMEOUT="1.5")
+    env = groq_ollama_env(provider_server, tmp_path, LLM_MAX_RETRIES="0", LLM_FIRST_TOKEN_TIMEOUT="1.5", LLM_HEDGE="off")
     child = session(env, tmp_path)
     try:
         provider_server.fault("chat", {"type": "hang"}, {"type": "delay", "seconds": 0.6})  # groq says nothing
@@ -271,6 +271,19 @@ def test_the_spinner_names_the_provider_being_tried(provider_server: FakeProvide
         child.expect_exact("groq pensando...")
         child.expect_exact("[INFO] Intentando fallback a 'ollama'...")
         child.expect_exact("ollama pensando...")
+        child.expect_exact("ollama says: hola")
+        child.expect_exact(PROMPT)
+    finally:
+        child.close(force=True)
+
+
+def test_the_spinner_names_both_providers_of_a_hedged_race(provider_server: FakeProviderServer, tmp_path: Path) -> None:
+    env = groq_ollama_env(provider_server, tmp_path, LLM_MAX_RETRIES="0", LLM_HEDGE="0.3")
+    child = session(env, tmp_path)
+    try:
+        provider_server.fault("chat", {"type": "hang"}, {"type": "delay", "seconds": 0.8})  # groq says nothing
+        child.send("hola\r")
+        child.expect_exact("groq + ollama pensando...")
         child.expect_exact("ollama says: hola")
         child.expect_exact(PROMPT)
     finally:

@@ -215,7 +215,10 @@ async def test_a_failed_probe_reopens_for_longer(monkeypatch: pytest.MonkeyPatch
     assert len(alpha.calls) == 2
     [circuit] = manager.breakers.status("alpha")
     assert circuit.cooldown == pytest.approx(0.4)
-    assert "Circuito abierto para 'alpha' (m1) tras 1 fallos seguidos: se omite durante 0.2s" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # Each opening says why, and when the circuit is tried next (a background check, at most its cooldown away).
+    assert "Circuito abierto para 'alpha' (m1) tras 1 fallos seguidos (boom): se omite sin llamarlo; próximo intento en 0." in err
+    assert "Circuito abierto para 'alpha' (m1) tras 2 fallos seguidos (boom)" in err
 
 
 async def test_request_faults_do_not_open_the_circuit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,3 +342,28 @@ def test_connect_timeout_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> 
     assert error.kind is ErrorKind.TIMEOUT
     assert error.message.endswith(" en 4s") and error.message.startswith("no se pudo abrir la conexión con")
     assert error.suggestion == "La red o el servidor no responden; revisa tu conexión (o sube LLM_CONNECT_TIMEOUT)"
+
+
+async def test_a_fallback_that_refuses_the_request_does_not_hide_that_the_primary_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 503 on the primary, then a 400 from the fallback (it rejects an assistant prefill): both are told."""
+    from patcode_core.errors import AllProvidersFailedError
+
+    monkeypatch.setenv("LLM_RETRY_BASE_DELAY", "0")
+    alpha, beta = pair()
+    alpha.behaviour = failing(ErrorKind.SERVER_ERROR, "alpha", "error del servidor (HTTP 503): overloaded")
+    beta.behaviour = failing(ErrorKind.BAD_REQUEST, "beta", "petición rechazada (HTTP 400): does not support assistant message prefill")
+    with pytest.raises(AllProvidersFailedError) as caught:
+        await manager_with(alpha, beta).complete([{"role": "user", "content": "hola"}, {"role": "assistant", "content": "{"}])
+    kinds = [(failure.provider, failure.kind) for failure in caught.value.failures]
+    assert kinds[0] == ("alpha", ErrorKind.SERVER_ERROR) and kinds[-1] == ("beta", ErrorKind.BAD_REQUEST)
+    assert "HTTP 503" in str(caught.value) and "prefill" in str(caught.value)
+
+
+async def test_a_request_at_fault_on_the_first_provider_is_its_own_error() -> None:
+    alpha, beta = pair()
+    alpha.behaviour = failing(ErrorKind.CONTENT_FILTER, "alpha", "rechazado por el filtro de contenido")
+    with pytest.raises(ProviderError) as caught:
+        await manager_with(alpha, beta).complete("hola")
+    assert caught.value.kind is ErrorKind.CONTENT_FILTER and beta.calls == []

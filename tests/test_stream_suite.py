@@ -41,6 +41,7 @@ class Style:
             LLM_FIRST_TOKEN_TIMEOUT=str(FIRST_TOKEN),
             LLM_STREAM_IDLE_TIMEOUT=str(IDLE),
             LLM_REQUEST_DEADLINE="10",
+            LLM_HEDGE="off",  # each case watches one provider's stream break; tests/test_hedging.py races them
         )
 
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from patcode_local.model_file import default_model_path
 
 #: Context the server gives each request: room for the test prompts and answers.

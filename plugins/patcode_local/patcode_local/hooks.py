@@ -12,6 +12,12 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from patcode_core import hookimpl
+from patcode_core.context import ProviderContext
+from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.i18n import t as core_t
+from patcode_core.prices import ANY_MODEL, Price
+from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
 from patcode_local.messages import MESSAGES
 from patcode_local.model_file import Missing, binding_missing, unusable, what_is_missing
 from patcode_local.runtime import (
@@ -27,16 +33,11 @@ from patcode_local.runtime import (
 )
 from patcode_local.settings import LocalSettings
 
-from patcode_core import hookimpl
-from patcode_core.context import ProviderContext
-from patcode_core.errors import ErrorKind, ProviderError
-from patcode_core.i18n import t as core_t
-from patcode_core.prices import ANY_MODEL, Price
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
-
 NAME = "local"
 #: After every other provider in the default order (core and first-party plugins use 10..100).
 PRIORITY = 1000
+#: Extra seconds for the first token of the first request in a process (the model loads then).
+COLD_START = 60.0
 
 
 @hookimpl
@@ -48,6 +49,8 @@ def provider_info() -> ProviderInfo:
         settings_class=LocalSettings,
         key_env=None,
         priority=PRIORITY,
+        # The first request loads the model into this process: a tenth of a second for SmolLM2, many for a big GGUF.
+        cold_start=COLD_START,
         description=MESSAGES.t("description"),
         prices={ANY_MODEL: Price(0.0, 0.0, "local")},
     )

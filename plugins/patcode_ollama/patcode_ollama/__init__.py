@@ -29,6 +29,8 @@ from patcode_core.types import Availability, CompletionRequest, ProviderInfo, Pr
 NAME = "ollama"
 DEFAULT_MODEL = "qwen2.5-coder:1.5b"
 TAGS_TIMEOUT = 5.0
+#: Extra seconds for the first token of the first request in a process (the server may be loading the model).
+COLD_START = 30.0
 _DETAIL_LIMIT = 300
 #: Unreadable lines a stream may skip (each with a warning) before it counts as broken.
 MAX_SKIPPED_LINES = 3
@@ -74,6 +76,8 @@ def provider_info() -> ProviderInfo:
         settings_class=OllamaSettings,
         key_env=None,
         priority=20,
+        # A model that is not in memory yet loads before its first token: seconds, for a big one.
+        cold_start=COLD_START,
         description="Ollama local (API nativa /api/chat)",
         # A local server costs nothing; for ollama.com set LLM_PRICES=ollama/*=<in>:<out>.
         prices={ANY_MODEL: Price(0.0, 0.0, "local")},
