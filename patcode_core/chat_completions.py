@@ -9,6 +9,7 @@ what differs in a :class:`Dialect` and calls :func:`complete` and
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -74,8 +75,12 @@ class ChatCompletionsSettings(ProviderSettings):
 
 def official_base_url(settings: ProviderSettings) -> str:
     """The base URL the provider's settings class defaults to: its own API."""
-    default = type(settings).model_fields["base_url"].default
-    return str(default or "").rstrip("/")
+    return _default_base_url(type(settings))
+
+
+@functools.cache
+def _default_base_url(settings_class: type[ProviderSettings]) -> str:
+    return str(settings_class.model_fields["base_url"].default or "").rstrip("/")
 
 
 def is_official(settings: ProviderSettings) -> bool:
