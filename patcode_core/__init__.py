@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from patcode_core.hookspecs import hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from patcode_core.agent import PatAgent

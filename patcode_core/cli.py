@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"patcode {__version__}", help=t("cli.help_version")
     )
-    commands = parser.add_subparsers(dest="command", metavar="{chat,llm}", title=t("cli.commands_title"))
+    commands = parser.add_subparsers(dest="command", metavar="{chat,llm,plugins}", title=t("cli.commands_title"))
     chat = commands.add_parser("chat", help=t("cli.help_chat"), description=t("cli.help_chat"))
     chat.add_argument("prompt", help=t("cli.help_prompt"))
     chat.add_argument("--provider", metavar=t("cli.metavar_name"), help=t("cli.help_provider"))
@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     # The words are read by run_llm_command (the same code as /llm); the epilog lists them all.
     llm.add_argument("words", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    plugins = commands.add_parser("plugins", help=t("cli.help_plugins"), description=t("cli.help_plugins"))
+    plugins.add_argument("action", nargs="?", choices=["new"], help=t("cli.help_plugins_new"))
+    plugins.add_argument("name", nargs="?", metavar=t("cli.metavar_name"), help=t("cli.help_plugins_name"))
+    plugins.add_argument("--dir", default=".", metavar=t("cli.metavar_dir"), help=t("cli.help_plugins_dir"))
     parser.set_defaults(llm_help=llm.format_help)
     return parser
 
@@ -344,6 +348,26 @@ def _chat(facade: SyncLLMManager, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plugins(facade: SyncLLMManager, args: argparse.Namespace) -> int:
+    """``patcode plugins``: the installed plugins; ``patcode plugins new NAME``: a plugin skeleton."""
+    from patcode_core.plugins_cli import installed_plugins, plugins_block, write_skeleton
+
+    if args.action != "new":
+        rows = installed_plugins(facade.manager.host)
+        print(plugins_block(rows))
+        return EXIT_FAILED if any(row.error for row in rows) else EXIT_OK
+    if not args.name:
+        raise UsageError(t("plugins.name_needed"), t("plugins.name_hint"))
+    try:
+        root = write_skeleton(args.name, Path(args.dir))
+    except ValueError as exc:
+        raise UsageError(str(exc), t("plugins.name_hint")) from None
+    except FileExistsError as exc:
+        raise UsageError(t("plugins.exists", path=str(exc)), t("plugins.exists_hint")) from None
+    print(t("plugins.created", path=root, name=args.name.strip().lower()))
+    return EXIT_OK
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "llm" and any(word in ("-h", "--help") for word in args.words):  # patcode llm stats --help
         print(args.llm_help(), end="")
@@ -354,6 +378,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _chat(facade, args)
         if args.command == "llm":
             return run_llm_command(facade, args.words, persist=True)
+        if args.command == "plugins":
+            return _plugins(facade, args)
         return interactive(facade)
     finally:
         facade.close()

@@ -116,7 +116,7 @@ class ProviderContext:
         self.timeouts = timeouts or Timeouts()
         self.max_response_bytes = max_response_bytes
         self.requests_per_minute = RequestsPerMinute(settings.rpm)
-        self.quota = QuotaTracker()
+        self.quota = QuotaTracker(headers=info.rate_limit_headers)
         #: At most MAX_CONNECTIONS requests in flight; the rest wait here, in order.
         self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._client: httpx.AsyncClient | None = None

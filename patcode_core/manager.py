@@ -223,7 +223,7 @@ class LLMManager:
         self._fallback = (
             self._known_entries(configured_order)
             if configured_order
-            else [FallbackEntry(name) for name in self.installed]
+            else [FallbackEntry(name) for name in self.installed if self._joins_default_order(name)]
         )
         self._current = self._initial_provider(llm.default_provider)
         for name, context in self._contexts.items():
@@ -252,6 +252,11 @@ class LLMManager:
     # -- configuration -------------------------------------------------
 
     @property
+    def host(self) -> PluginHost:
+        """The plugin host: what is installed, loaded or broken (``patcode plugins``)."""
+        return self._host
+
+    @property
     def installed(self) -> list[str]:
         """Every provider name PatCode knows, loaded or broken, by priority."""
         if self._installed is None:
@@ -259,6 +264,11 @@ class LLMManager:
             out_of_service = set(self._host.broken) | set(self._misconfigured)
             self._installed = loaded + sorted(name for name in out_of_service if name not in self._contexts)
         return list(self._installed)
+
+    def _joins_default_order(self, name: str) -> bool:
+        """Whether ``name`` is tried when no ``LLM_FALLBACK_ORDER`` is set (a test or echo plugin opts out)."""
+        context = self._contexts.get(name)
+        return context is None or context.info.joins_default_order
 
     def _known_entries(self, entries: Iterable[FallbackEntry]) -> list[FallbackEntry]:
         known = []
@@ -367,6 +377,8 @@ class LLMManager:
         if first not in self.installed:
             raise self._unknown_error(first)
         route = [FallbackEntry(first, model)]
+        if provider is None and model is None and self._fallback and self._fallback[0].provider == first:
+            route = [self._fallback[0]]  # LLM_FALLBACK_ORDER=acme/big-model: the first try is that model too
         if fallback:
             route.extend(self._fallback)
         unique: list[FallbackEntry] = []
@@ -556,6 +568,8 @@ class LLMManager:
         context = self._contexts[name]
         if not context.configured:
             return Availability.from_error(context.not_configured_error())
+        if not self._host.caller("provider_available", name).get_hookimpls():
+            return Availability(True, t("plugin.no_status_check"))  # a minimal plugin: its key is set, that is all we know
         try:
             answer = await asyncio.wait_for(
                 self._call(name, "provider_available", context=context), min(STATUS_TIMEOUT, context.settings.timeout)

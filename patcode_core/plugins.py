@@ -42,8 +42,16 @@ def allowed_plugins() -> set[str] | None:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """``Type: message`` on one line, for reports about plugins."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    """``Type: message`` on one line, for reports about plugins.
+
+    pluggy's validation error says what is wrong on its later lines (an
+    argument the hook spec does not have): those lines are kept, joined.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, pluggy.PluginValidationError):
+        text = "; ".join(lines)
+    else:
+        text = lines[0] if lines else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

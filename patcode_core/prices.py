@@ -10,6 +10,7 @@ cost ``None`` ("unknown"), never 0; a provider may price every model with
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,6 +64,15 @@ def parse_price_overrides(text: str) -> dict[tuple[str, str], Price]:
     return prices
 
 
+def _match(table: Mapping[str, Price], model: str) -> Price | None:
+    """``table``'s price for ``model``: the exact name, else the longest matching pattern (``*`` last)."""
+    exact = table.get(model)
+    if exact is not None:
+        return exact
+    patterns = sorted((name for name in table if any(char in name for char in "*?[")), key=len, reverse=True)
+    return next((table[pattern] for pattern in patterns if fnmatch.fnmatchcase(model, pattern)), None)
+
+
 class PriceBook:
     """Every known price: the plugins' tables with the user's overrides on top."""
 
@@ -73,12 +83,15 @@ class PriceBook:
         self._overrides = dict(overrides or {})
 
     def price(self, provider: str, model: str) -> Price | None:
-        """The price of ``model`` at ``provider``, or ``None`` when nobody said."""
-        override = self._overrides.get((provider, model)) or self._overrides.get((provider, ANY_MODEL))
-        if override is not None:
-            return override
-        table = self._published.get(provider, {})
-        return table.get(model) or table.get(ANY_MODEL)
+        """The price of ``model`` at ``provider``, or ``None`` when nobody said.
+
+        The user's overrides come first, then the plugin's table. In each, the
+        exact model name wins, then the most specific pattern that matches it
+        (``claude-sonnet-4*`` for ``claude-sonnet-4-20250514``: shell-style,
+        the longest pattern first), then ``*``.
+        """
+        overrides = {name: price for (owner, name), price in self._overrides.items() if owner == provider}
+        return _match(overrides, model) or _match(self._published.get(provider, {}), model)
 
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:
         """USD for one answer, or ``None`` when the price or the token counts are unknown."""

@@ -2,7 +2,7 @@
 
 :class:`RequestsPerMinute` keeps PatCode under a provider's published rate
 (``<PROVIDER>_RPM``) before the provider has to refuse anything. :class:`QuotaTracker`
-reads ``x-ratelimit-*`` on every answer and ``Retry-After`` on a 429, so a
+reads ``x-ratelimit-*`` (or the provider's own :class:`RateLimitHeaders`) on every answer and ``Retry-After`` on a 429, so a
 model known to be out of quota until its reset is skipped instead of being hit
 for another 429.
 """
@@ -24,6 +24,37 @@ WINDOW = 60.0
 MAX_REMAINING = 10**12
 """The largest remaining-requests or -tokens count believed from a header; larger ones are cut to it."""
 _MAX_REMAINING = Decimal(MAX_REMAINING)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """Where a provider says how much of its rate limit is left (``ProviderInfo.rate_limit_headers``).
+
+    The default names are the ``x-ratelimit-*`` headers of chat-completions APIs,
+    whose resets are durations (``6m0s``). A provider with its own names
+    describes them here; ``reset_format="timestamp"`` reads the resets as
+    RFC 3339 moments (``2026-11-26T04:05:06Z``), as Anthropic sends them.
+    """
+
+    requests_remaining: str = "x-ratelimit-remaining-requests"
+    tokens_remaining: str = "x-ratelimit-remaining-tokens"
+    requests_reset: str = "x-ratelimit-reset-requests"
+    tokens_reset: str = "x-ratelimit-reset-tokens"
+    reset_format: str = "duration"
+
+    def seconds_until(self, value: str | None, now: float | None = None) -> float | None:
+        """A reset header as seconds from now (``None`` when absent or unreadable; never negative)."""
+        if not value:
+            return None
+        if self.reset_format != "timestamp":
+            return parse_duration(value)
+        from datetime import datetime
+
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError, OSError):
+            return None
+        return max(0.0, moment - (time.time() if now is None else now))
 
 
 class RequestsPerMinute:
@@ -92,32 +123,34 @@ class QuotaTracker:
     :param clock: a monotonic clock, replaceable in tests.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, headers: RateLimitHeaders | None = None) -> None:
         self._clock = clock
+        self.headers = headers or RateLimitHeaders()
         self._blocked_until: dict[str, float] = {}
         self._remaining: dict[str, tuple[int | None, int | None, float]] = {}
 
     def observe(self, model: str, status: int, headers: Mapping[str, str]) -> None:
         """Read one response's rate-limit headers (any status); never raises, whatever they hold."""
         now = self._clock()
-        requests_left = _int_header(headers, "x-ratelimit-remaining-requests")
-        tokens_left = _int_header(headers, "x-ratelimit-remaining-tokens")
+        names = self.headers
+        requests_left = _int_header(headers, names.requests_remaining)
+        tokens_left = _int_header(headers, names.tokens_remaining)
+        tokens_reset = names.seconds_until(headers.get(names.tokens_reset))
         if requests_left is not None or tokens_left is not None:
-            tokens_reset = parse_duration(headers.get("x-ratelimit-reset-tokens"))
             self._remaining[model] = (requests_left, tokens_left, now + (tokens_reset or 0.0))
         if status == 429:
             wait = rate_limit_wait(headers)
+            if wait is None:
+                wait = max(names.seconds_until(headers.get(names.requests_reset)) or 0.0, tokens_reset or 0.0) or None
             if wait is not None:
                 self.block(model, wait)
             return
         if requests_left == 0:
-            reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
+            reset = names.seconds_until(headers.get(names.requests_reset))
             if reset:
                 self.block(model, reset)
-        if tokens_left == 0:
-            reset = parse_duration(headers.get("x-ratelimit-reset-tokens"))
-            if reset:
-                self.block(model, reset)
+        if tokens_left == 0 and tokens_reset:
+            self.block(model, tokens_reset)
 
     def block(self, model: str, seconds: float) -> None:
         """Send nothing for ``model`` during ``seconds`` (never shortens an earlier block).

@@ -88,7 +88,7 @@ class _Answer:
         if chunk.text:
             self.parts.append(chunk.text)
         self.finish_reason = chunk.finish_reason or self.finish_reason
-        self.usage = chunk.usage or self.usage
+        self.usage = (self.usage or Usage()).merged(chunk.usage) if chunk.usage is not None else self.usage
         self.model = chunk.model or self.model
         self.extra.update(chunk.extra)
 
@@ -322,6 +322,7 @@ class StreamRunner:
     ) -> StreamChunk:
         """Read until the first chunk with text (noting in ``first_byte`` when any chunk came first);
         a stream that ends first is an empty or broken answer."""
+        before = _Answer()  # counts and model sent before the first text (Anthropic's input tokens) are kept
         async for chunk in chunks:
             if not first_byte:
                 first_byte.append(time.perf_counter())
@@ -331,7 +332,13 @@ class StreamRunner:
                 self._log.warning("stream_chunk_skipped", provider=context.name, detail=chunk.skipped)
                 continue
             if chunk.text:
-                return chunk
+                if before.usage is None and before.model is None and not before.extra:
+                    return chunk
+                before.take(replace(chunk, text=""))
+                return replace(chunk, usage=before.usage, model=before.model, extra=before.extra)
+            if not chunk.done:
+                before.take(chunk)
+                continue
             if chunk.done:
                 suggestion = t("suggest.raise_max_tokens") if chunk.finish_reason == "length" else t("suggest.retry_later")
                 raise context.error(

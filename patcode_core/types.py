@@ -10,6 +10,16 @@ if TYPE_CHECKING:
     from patcode_core.errors import ErrorKind, ProviderError
     from patcode_core.prices import Price
     from patcode_core.provider_settings import ProviderSettings
+    from patcode_core.ratelimit import RateLimitHeaders
+
+
+#: The finish reasons a plugin reports (``ProviderReply.finish_reason``, ``StreamChunk.finish_reason``),
+#: in the chat-completions words. Translate the provider's own: the truncation warning and the
+#: cache (which never keeps a cut answer) read them.
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+FINISH_CONTENT_FILTER = "content_filter"
+FINISH_TOOL_CALLS = "tool_calls"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +40,19 @@ class Usage:
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+
+    def merged(self, later: Usage | None) -> Usage:
+        """These counts updated by a later chunk's: a count it gives replaces ours, a ``None`` keeps ours.
+
+        Streams send counts in pieces (input tokens first, output tokens at the
+        end): merging keeps both.
+        """
+        if later is None:
+            return self
+        return Usage(
+            later.input_tokens if later.input_tokens is not None else self.input_tokens,
+            later.output_tokens if later.output_tokens is not None else self.output_tokens,
+        )
 
     @property
     def total_tokens(self) -> int | None:
@@ -118,7 +141,9 @@ class StreamChunk:
 
     :param text: new answer text (may be empty).
     :param finish_reason: set on the chunk that says why the answer ended.
-    :param usage: token counts, when this chunk carries them.
+    :param usage: token counts, when this chunk carries them; merged into the
+        answer's counts field by field (a count replaces the one before, ``None``
+        keeps it), so input tokens may come first and output tokens last.
     :param model: the model that answers, when the chunk names it.
     :param done: True on the provider's own end marker (``data: [DONE]``,
         ``"done": true``). A stream that stops before it is treated as broken.
@@ -195,7 +220,7 @@ class ProviderInfo:
     """What a plugin's ``provider_info`` returns about one provider.
 
     :param name: short lowercase name used in settings and commands (``acme``).
-    :param display_name: how people write it (``Acme``).
+    :param display_name: how people write it (``Acme``; by default the name, capitalised).
     :param settings_class: the plugin's :class:`ProviderSettings` subclass,
         with its own environment prefix and defaults.
     :param key_env: the variable that holds its API key, or ``None`` when the
@@ -206,6 +231,11 @@ class ProviderInfo:
     :param prices: USD per million tokens by model (``"*"`` for every
         model), each with the date it was taken; unknown models cost
         "unknown", never 0.
+    :param joins_default_order: whether the provider is tried when the user
+        names no ``LLM_FALLBACK_ORDER`` (``False`` for test and echo plugins:
+        they answer only when named).
+    :param rate_limit_headers: where the provider's answers say how much of
+        its rate limit is left, when not in ``x-ratelimit-*``.
     :param cold_start: seconds the provider's first answer in a process may
         take beyond its usual pace (a server loading a model, a model loaded
         in process): added to the first-token limit of its first request,
@@ -213,10 +243,16 @@ class ProviderInfo:
     """
 
     name: str
-    display_name: str
     settings_class: type[ProviderSettings]
+    display_name: str = ""
     key_env: str | None = None
     priority: int = 100
     description: str = ""
     prices: Mapping[str, Price] = field(default_factory=dict)
     cold_start: float = 0.0
+    joins_default_order: bool = True
+    rate_limit_headers: RateLimitHeaders | None = None
+
+    def __post_init__(self) -> None:
+        if not self.display_name:
+            object.__setattr__(self, "display_name", self.name.title())

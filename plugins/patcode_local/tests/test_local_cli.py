@@ -26,6 +26,8 @@ def offline_env(home: Path, **extra: str) -> dict[str, str]:
         "OPENAI_BASE_URL": f"{closed_port_url()}/v1",
         "GROQ_BASE_URL": f"{closed_port_url()}/openai/v1",
         "LLM_MAX_TOKENS": "32",
+        # The chain the documentation shows; other installed plugins would add their own "omitido" lines.
+        "PATCODE_LOAD_PLUGINS": "groq,ollama,openai,local",
         **extra,
     }
 
