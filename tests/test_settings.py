@@ -192,12 +192,11 @@ def test_a_secret_is_never_echoed_in_a_config_error(monkeypatch: pytest.MonkeyPa
 
 def test_every_setting_is_in_the_documented_table() -> None:
     """docs/README.md lists every LLM_* variable and every field of each installed plugin's settings."""
+    import tomllib
     from pathlib import Path
 
     from patcode_core.config import LLMSettings
     from patcode_core.plugins import PluginHost
-
-    import tomllib
 
     root = Path(__file__).parents[1]
     text = (root / "docs" / "README.md").read_text(encoding="utf-8")
