@@ -13,7 +13,8 @@ between versions; what is exported here changes only with ``__version__``
 version in its ``pyproject.toml``: ``dependencies = ["patcode-core>=0.2"]``.
 
 - hooks: :data:`hookimpl` (the four hooks are documented in ``docs/plugins.md``);
-- what a plugin describes: :class:`ProviderInfo`, :class:`ProviderSettings`,
+- what a plugin describes: :class:`ProviderInfo`, :class:`ProviderSettings` (and
+  pydantic-settings' ``SettingsConfigDict`` for its ``env_prefix``),
   :class:`Price` (``ANY_MODEL``, or a pattern such as ``"claude-sonnet-4*"``),
   :class:`RateLimitHeaders`;
 - what it receives and returns: :class:`ProviderContext`,
@@ -29,6 +30,8 @@ version in its ``pyproject.toml``: ``dependencies = ["patcode-core>=0.2"]``.
 """
 
 from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
 
 from patcode_core import __version__, chat_completions
 from patcode_core.context import ProviderContext
@@ -73,6 +76,7 @@ __all__ = [
     "ProviderReply",
     "ProviderSettings",
     "RateLimitHeaders",
+    "SettingsConfigDict",
     "StreamChunk",
     "Usage",
     "__version__",

@@ -128,9 +128,7 @@ Everything comes from patcode_core.plugin, the plugin authors' module.
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
-
-from patcode_core.plugin import ProviderInfo, ProviderSettings, chat_completions
+from patcode_core.plugin import ProviderInfo, ProviderSettings, SettingsConfigDict, chat_completions
 
 
 class {Name}Settings(ProviderSettings):

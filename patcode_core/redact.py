@@ -27,6 +27,7 @@ MIN_SECRET_LENGTH = 4
 # "Incorrect API key provided: sk-proj-****abcd"), and bearer tokens.
 _KEY_PATTERN = re.compile(
     r"(?:\b(?:sk|gsk|pk|rk|xai|key)[-_][A-Za-z0-9*_\-]{6,})|(?:(?<=Bearer )[A-Za-z0-9._\-*~+/=]{8,})"
+    r"|(?:\bAIza[A-Za-z0-9_\-]{30,})"  # Google API keys (quoted back in some of Google's errors)
 )
 # scheme://user:password@host — the password goes, the user stays.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)")

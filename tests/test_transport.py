@@ -167,3 +167,8 @@ def test_a_proxy_in_the_environment_keeps_httpx_proxy_mounts(monkeypatch: pytest
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert _tls_options(httpx.Limits()) == {"verify": shared_tls()}
+
+
+def test_redact_a_google_api_key_quoted_back_by_the_provider() -> None:
+    text = "Consumer 'api_key:AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW' has been suspended."
+    assert "AIzaSy" not in redact(text) and "***" in redact(text)
