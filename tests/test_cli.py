@@ -40,7 +40,9 @@ def loopback_env(url: str, **overrides: str) -> dict[str, str]:
 def test_help_and_version(tmp_path: Path) -> None:
     result = run(["--help"], {}, tmp_path)
     assert result.returncode == 0 and "chat" in result.stdout and "llm" in result.stdout
-    assert run(["--version"], {}, tmp_path).stdout.startswith("patcode 0.1")
+    from patcode_core import __version__
+
+    assert run(["--version"], {}, tmp_path).stdout == f"patcode {__version__}\n"
 
 
 def test_chat_answers_and_names_the_provider(provider_server: FakeProviderServer, tmp_path: Path) -> None:

@@ -1,0 +1,103 @@
+"""What the Anthropic plugin tells people, in Spanish (default) and English.
+
+``{where}`` is where the error came from: ``HTTP 529``, or the stream itself
+(:data:`MESSAGES` key ``where_stream``). ``{detail}`` is the server's own
+message, cut short, with its ``request-id`` when it sent one; never a key.
+"""
+
+from __future__ import annotations
+
+from patcode_core.plugin import Catalogue
+
+MESSAGES = Catalogue(
+    es={
+        # settings
+        "key_prefix": "ANTHROPIC_API_KEY no parece una clave de Anthropic (debería empezar con 'sk-ant-'). Verifica tu ANTHROPIC_API_KEY",
+        "base_url_v1": "ANTHROPIC_BASE_URL termina en /v1, pero PatCode ya añade /v1/messages: quita el /v1 final",
+        # where an error came from
+        "where_stream": "en mitad de la respuesta",
+        # errors
+        "auth": "Anthropic rechazó la clave ({where}, {type}): {detail}",
+        "permission": "la clave de Anthropic no tiene permiso para esta petición ({where}, {type}): {detail}",
+        "billing": "Anthropic rechazó la petición por la facturación de la cuenta ({where}, {type}): {detail}",
+        "model_not_found": "Anthropic no tiene el modelo '{model}' o tu clave no tiene acceso a él ({where}): {detail}",
+        "endpoint_not_found": "la URL {url} no existe en Anthropic ({where}): {detail}",
+        "rate_limit": "Rate limit de Anthropic alcanzado ({where}, {type}): {detail}",
+        "overloaded": "Anthropic está sobrecargado en este momento, para todos sus clientes ({where}, {type}): {detail}",
+        "server": "error interno de Anthropic ({where}, {type}): {detail}",
+        "too_large": "la petición es más grande de lo que Anthropic acepta ({where}, {type}): {detail}",
+        "context": "la conversación no cabe en el contexto del modelo '{model}' ({where}): {detail}",
+        "bad_request": "Anthropic rechazó la petición ({where}, {type}): {detail}",
+        "temperature": "el modelo '{model}' no acepta el parámetro temperature ({where}): {detail}",
+        "prefill": "el modelo '{model}' no acepta una conversación que termina con un mensaje del asistente (prefill) ({where}): {detail}",
+        "max_tokens": "el modelo '{model}' no escribe tantos tokens de salida ({where}): {detail}",
+        "refusal": "Claude se negó a responder (stop_reason refusal): {detail}",
+        "not_json": "Anthropic respondió HTTP {status} sin JSON ({content_type})",
+        "html_body": "una página HTML en lugar de JSON (¿un proxy intermedio?)",
+        "malformed": "respuesta de Anthropic mal formada o vacía ({detail})",
+        "no_text": "Anthropic no devolvió texto (stop_reason {stop_reason})",
+        "model_not_listed": "tu cuenta de Anthropic no lista el modelo '{model}'; lista: {listed}",
+        "unlisted_on_compatible": "el servidor no lista el modelo '{model}' (lista: {listed}); puede servirlo igualmente",
+        "models_unchecked": "{url} no lista modelos (GET /v1/models respondió 404); el modelo no se pudo comprobar sin gastar tokens",
+        # suggestions
+        "check_key": "Verifica tu ANTHROPIC_API_KEY (las claves se crean en la consola de Anthropic, API keys)",
+        "check_permission": "Revisa en la consola de Anthropic el workspace de la clave y su acceso al modelo, o elige otro con {var}",
+        "check_billing": "Revisa el saldo de créditos y el límite de gasto de tu cuenta en la consola de Anthropic (Billing)",
+        "choose_model": "Elige otro modelo con {var} (modelos actuales: https://platform.claude.com/docs/en/about-claude/models/overview)",
+        "choose_listed_model": "Pon en {var} uno de los modelos que lista el servidor (patcode llm providers los muestra)",
+        "check_url": "Verifica {var} (el de Anthropic es https://api.anthropic.com, sin /v1)",
+        "wait": "Anthropic pide esperar {seconds}s antes de reintentar",
+        "rate_limit_hint": "Espera un momento o usa otro provider; los límites de tu cuenta están en la consola de Anthropic (Limits)",
+        "retry_later": "Reintenta en unos segundos o usa otro provider",
+        "shorten": "Acorta la conversación (/clear) o usa un modelo con más contexto",
+        "bad_request_hint": "Revisa los parámetros (LLM_TEMPERATURE, LLM_MAX_TOKENS, {var})",
+        "never_temperature": "Pon ANTHROPIC_SEND_TEMPERATURE=never: los modelos recientes de Claude solo aceptan su temperature por defecto",
+        "end_with_user": "Termina la conversación con un mensaje del usuario, o usa un modelo que acepte prefill",
+        "lower_max_tokens": "Baja LLM_MAX_TOKENS hasta el máximo de salida del modelo",
+        "raise_max_tokens": "Aumenta LLM_MAX_TOKENS: los modelos que razonan antes de escribir gastan parte de él pensando",
+        "rephrase": "Reformula la petición; Anthropic aconseja no repetir el mismo turno tras un rechazo",
+    },
+    en={
+        "key_prefix": "ANTHROPIC_API_KEY does not look like an Anthropic key (it should start with 'sk-ant-'). Check your ANTHROPIC_API_KEY",
+        "base_url_v1": "ANTHROPIC_BASE_URL ends in /v1, but PatCode adds /v1/messages itself: drop the final /v1",
+        "where_stream": "mid-answer",
+        "auth": "Anthropic refused the key ({where}, {type}): {detail}",
+        "permission": "the Anthropic key is not allowed to make this request ({where}, {type}): {detail}",
+        "billing": "Anthropic refused the request because of the account's billing ({where}, {type}): {detail}",
+        "model_not_found": "Anthropic has no model '{model}' or your key cannot use it ({where}): {detail}",
+        "endpoint_not_found": "the URL {url} does not exist at Anthropic ({where}): {detail}",
+        "rate_limit": "Anthropic rate limit reached ({where}, {type}): {detail}",
+        "overloaded": "Anthropic is overloaded right now, for all its customers ({where}, {type}): {detail}",
+        "server": "Anthropic internal error ({where}, {type}): {detail}",
+        "too_large": "the request is larger than Anthropic accepts ({where}, {type}): {detail}",
+        "context": "the conversation does not fit in the context of model '{model}' ({where}): {detail}",
+        "bad_request": "Anthropic refused the request ({where}, {type}): {detail}",
+        "temperature": "model '{model}' does not accept the temperature parameter ({where}): {detail}",
+        "prefill": "model '{model}' does not accept a conversation that ends with an assistant message (prefill) ({where}): {detail}",
+        "max_tokens": "model '{model}' does not write that many output tokens ({where}): {detail}",
+        "refusal": "Claude declined to answer (stop_reason refusal): {detail}",
+        "not_json": "Anthropic answered HTTP {status} without JSON ({content_type})",
+        "html_body": "an HTML page instead of JSON (a proxy in between?)",
+        "malformed": "malformed or empty Anthropic answer ({detail})",
+        "no_text": "Anthropic returned no text (stop_reason {stop_reason})",
+        "model_not_listed": "your Anthropic account does not list model '{model}'; listed: {listed}",
+        "unlisted_on_compatible": "the server does not list model '{model}' (listed: {listed}); it may serve it anyway",
+        "models_unchecked": "{url} lists no models (GET /v1/models answered 404); the model could not be checked without spending tokens",
+        "check_key": "Check your ANTHROPIC_API_KEY (keys are created in the Anthropic Console, API keys)",
+        "check_permission": "Check the key's workspace and its access to the model in the Anthropic Console, or pick another with {var}",
+        "check_billing": "Check your account's credit balance and spend limit in the Anthropic Console (Billing)",
+        "choose_model": "Pick another model with {var} (current models: https://platform.claude.com/docs/en/about-claude/models/overview)",
+        "choose_listed_model": "Set {var} to one of the models the server lists (patcode llm providers shows them)",
+        "check_url": "Check {var} (Anthropic's is https://api.anthropic.com, without /v1)",
+        "wait": "Anthropic asks to wait {seconds}s before retrying",
+        "rate_limit_hint": "Wait a moment or use another provider; your account's limits are in the Anthropic Console (Limits)",
+        "retry_later": "Retry in a few seconds or use another provider",
+        "shorten": "Shorten the conversation (/clear) or use a model with a larger context",
+        "bad_request_hint": "Check the parameters (LLM_TEMPERATURE, LLM_MAX_TOKENS, {var})",
+        "never_temperature": "Set ANTHROPIC_SEND_TEMPERATURE=never: recent Claude models only accept their default temperature",
+        "end_with_user": "End the conversation with a user message, or use a model that accepts prefill",
+        "lower_max_tokens": "Lower LLM_MAX_TOKENS to the model's maximum output",
+        "raise_max_tokens": "Raise LLM_MAX_TOKENS: models that reason before writing spend part of it thinking",
+        "rephrase": "Rephrase the request; Anthropic advises against repeating the same turn after a refusal",
+    },
+)
