@@ -13,19 +13,19 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from patcode_core import __version__
-from patcode_core.errors import ConfigError, PatCodeError, UsageError
+from patcode_core.errors import UsageError
+from patcode_core.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, guard
 from patcode_core.i18n import t
 
 if TYPE_CHECKING:
     from patcode_core.agent import PatAgent
     from patcode_core.manager import SyncLLMManager
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ENV_FILE = ".env"
 
 
@@ -302,20 +302,6 @@ def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
 
         print(t("cli.unknown_command", command=printable(line.split()[0])), file=sys.stderr)
     return True
-
-
-def guard(action: Callable[[], int]) -> int:
-    """Run one command, printing a PatCodeError as a readable block."""
-    from patcode_core.render import error_text
-
-    try:
-        return action()
-    except (ConfigError, UsageError) as error:
-        print(error_text(error), file=sys.stderr)
-        return EXIT_USAGE
-    except PatCodeError as error:
-        print(error_text(error), file=sys.stderr)
-        return EXIT_FAILED
 
 
 def interactive(facade: SyncLLMManager) -> int:

@@ -39,12 +39,12 @@ from patcode_core.durations import parse_duration
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import Catalogue
-from patcode_core.prices import ANY_MODEL, Price
 from patcode_core.provider_settings import ProviderSettings
 from patcode_core.ratelimit import RateLimitHeaders
 from patcode_core.sse import sse_data, sse_events
 from patcode_core.transport import retry_after_seconds
 from patcode_core.types import (
+    ANY_MODEL,
     FINISH_CONTENT_FILTER,
     FINISH_LENGTH,
     FINISH_STOP,
@@ -52,6 +52,7 @@ from patcode_core.types import (
     Availability,
     CompletionRequest,
     Message,
+    Price,
     ProviderInfo,
     ProviderReply,
     StreamChunk,

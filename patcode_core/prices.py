@@ -13,28 +13,8 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from patcode_core.types import Usage
-
-ANY_MODEL = "*"
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """USD per million tokens, and when that price was read (``YYYY-MM-DD``, or ``LLM_PRICES``)."""
-
-    input_per_million: float
-    output_per_million: float
-    as_of: str = ""
-
-    def cost(self, usage: Usage) -> float | None:
-        """The cost of ``usage``; ``None`` when the provider did not count the tokens (unless the model is free)."""
-        if self.input_per_million == 0 and self.output_per_million == 0:
-            return 0.0  # a free model (a local server) costs 0 whether or not it counted its tokens
-        if usage.input_tokens is None or usage.output_tokens is None:
-            return None
-        return (usage.input_tokens * self.input_per_million + usage.output_tokens * self.output_per_million) / 1_000_000
+from patcode_core.types import ANY_MODEL, Price, Usage
 
 
 def parse_price_overrides(text: str) -> dict[tuple[str, str], Price]:
@@ -97,3 +77,7 @@ class PriceBook:
         """USD for one answer, or ``None`` when the price or the token counts are unknown."""
         price = self.price(provider, model)
         return price.cost(usage) if price is not None else None
+
+
+#: Price and ANY_MODEL live in patcode_core.types (values that travel); they stay importable from here.
+__all__ = ["ANY_MODEL", "Price", "PriceBook", "parse_price_overrides"]

@@ -162,7 +162,7 @@ def run_session(facade: SyncLLMManager, on_command: Callable[[str, PatAgent], bo
     :param on_command: handles one ``/`` line; returns False to end the session.
     """
     from patcode_core.agent import PatAgent
-    from patcode_core.cli import EXIT_OK, guard
+    from patcode_core.exits import EXIT_OK, guard
 
     agent = PatAgent(facade.manager)
     read = _terminal_reader(facade.manager.installed) if sys.stdin.isatty() and sys.stdout.isatty() else _plain_reader()

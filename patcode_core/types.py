@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from patcode_core.errors import ErrorKind, ProviderError
-    from patcode_core.prices import Price
     from patcode_core.provider_settings import ProviderSettings
     from patcode_core.ratelimit import RateLimitHeaders
 
@@ -60,6 +59,27 @@ class Usage:
         if self.input_tokens is None or self.output_tokens is None:
             return None
         return self.input_tokens + self.output_tokens
+
+
+#: The key of a price table that prices every model (``{"*": Price(0, 0, "local")}``).
+ANY_MODEL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens, and when that price was read (``YYYY-MM-DD``, or ``LLM_PRICES``)."""
+
+    input_per_million: float
+    output_per_million: float
+    as_of: str = ""
+
+    def cost(self, usage: Usage) -> float | None:
+        """The cost of ``usage``; ``None`` when the provider did not count the tokens (unless the model is free)."""
+        if self.input_per_million == 0 and self.output_per_million == 0:
+            return 0.0  # a free model (a local server) costs 0 whether or not it counted its tokens
+        if usage.input_tokens is None or usage.output_tokens is None:
+            return None
+        return (usage.input_tokens * self.input_per_million + usage.output_tokens * self.output_per_million) / 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
