@@ -16,12 +16,13 @@ from patcode_core.types import ProviderInfo
 NAME = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"
 #: USD per million tokens (standard tier), from https://openai.com/api/pricing as read on the date given.
+#: Patterns cover the dated snapshots the API answers with (``gpt-4o-mini-2024-07-18``); the longest match wins.
 PRICES = {
-    "gpt-4o-mini": Price(0.15, 0.60, "2025-08-01"),
-    "gpt-4o": Price(2.50, 10.00, "2025-08-01"),
-    "gpt-4.1": Price(2.00, 8.00, "2025-08-01"),
-    "gpt-4.1-mini": Price(0.40, 1.60, "2025-08-01"),
-    "gpt-4.1-nano": Price(0.10, 0.40, "2025-08-01"),
+    "gpt-4o-mini*": Price(0.15, 0.60, "2025-08-01"),
+    "gpt-4o*": Price(2.50, 10.00, "2025-08-01"),
+    "gpt-4.1*": Price(2.00, 8.00, "2025-08-01"),
+    "gpt-4.1-mini*": Price(0.40, 1.60, "2025-08-01"),
+    "gpt-4.1-nano*": Price(0.10, 0.40, "2025-08-01"),
 }
 
 MESSAGES = Catalogue(
