@@ -552,9 +552,9 @@ BEHAVIOURS = [
 
 def store_figures(since: float) -> dict[str, Any]:
     """The usage store's figures per provider since ``since``, read back from the file the managers wrote."""
-    from patcode_core.history import summarize
+    from patcode_core.accounting.history import summarize
+    from patcode_core.accounting.store import UsageStore
     from patcode_core.paths import DATABASE_NAME, data_dir
-    from patcode_core.store import UsageStore
 
     path = data_dir() / DATABASE_NAME
     if not path.exists():

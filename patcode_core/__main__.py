@@ -1,5 +1,5 @@
 """``python -m patcode_core`` runs the ``patcode`` CLI."""
 
-from patcode_core.cli import main
+from patcode_core.terminal.cli import main
 
 raise SystemExit(main())

@@ -38,7 +38,6 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from patcode_core import redact
-from patcode_core.bounded_body import DEFAULT_MAX_RESPONSE_BYTES
 from patcode_core.dotenv_file import DotenvFile, SharedDotenvSource, read_dotenv
 from patcode_core.errors import ConfigError
 from patcode_core.i18n import LANGUAGES, language_from_setting, t
@@ -51,6 +50,7 @@ from patcode_core.settings_base import (
     reads_shared_dotenv,
     shared_dotenv,
 )
+from patcode_core.wire.bounded_body import DEFAULT_MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from patcode_core.plugins import PluginHost
@@ -89,7 +89,7 @@ class LLMSettings(PatCodeSettings):
     stream_idle_timeout: float = Field(default=15.0, gt=0, le=MAX_SECONDS)
     stream_recovery: Literal["restart", "error"] = "restart"
     #: ``off``, ``auto`` (at the primary's learned p95 of the first token) or seconds: when a
-    #: stream's first token is late, start the next provider in parallel (see patcode_core.hedging).
+    #: stream's first token is late, start the next provider in parallel (see patcode_core.routing.hedging).
     hedge: str = "auto"
     stats_store: Literal["on", "off"] = "on"
     log_content: bool = False
@@ -122,7 +122,7 @@ class LLMSettings(PatCodeSettings):
     @field_validator("prices")
     @classmethod
     def _prices_parse(cls, value: str) -> str:
-        from patcode_core.prices import parse_price_overrides
+        from patcode_core.accounting.prices import parse_price_overrides
 
         try:
             parse_price_overrides(value)

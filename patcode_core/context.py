@@ -13,14 +13,14 @@ from typing import Any
 
 import httpx
 
-from patcode_core.bounded_body import DEFAULT_MAX_RESPONSE_BYTES, ResponseTooLarge, bound_response
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
 from patcode_core.provider_settings import ProviderSettings
-from patcode_core.ratelimit import QuotaTracker, RequestsPerMinute
 from patcode_core.redact import redact
-from patcode_core.transport import transport_error
+from patcode_core.routing.ratelimit import QuotaTracker, RequestsPerMinute
 from patcode_core.types import ProviderInfo
+from patcode_core.wire.bounded_body import DEFAULT_MAX_RESPONSE_BYTES, ResponseTooLarge, bound_response
+from patcode_core.wire.transport import transport_error
 
 #: The model of the attempt in flight, so response headers are booked to it.
 ATTEMPT_MODEL: ContextVar[str | None] = ContextVar("patcode_attempt_model", default=None)
@@ -96,7 +96,7 @@ class ProviderContext:
     The client is created on first use with ``base_url``, the connect and
     first-byte limits of :class:`Timeouts` (never above the provider's
     timeout), reads at most ``max_response_bytes`` decoded bytes of any answer
-    (:mod:`patcode_core.bounded_body`), never follows a redirect (a key must
+    (:mod:`patcode_core.wire.bounded_body`), never follows a redirect (a key must
     not travel to another host), and is closed by the manager. It reads the ``x-ratelimit-*`` and
     ``Retry-After`` headers of every answer into :attr:`quota` by itself, so
     a plugin that uses it gets rate-limit awareness for free. Plugins send

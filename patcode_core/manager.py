@@ -12,27 +12,27 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitStatus
-from patcode_core.circuit_probes import CircuitProber
+from patcode_core.accounting.prices import PriceBook, parse_price_overrides
+from patcode_core.accounting.usage import DATABASE_NAME, UsageLog, cache_scope
 from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
 from patcode_core.context import ProviderContext, Timeouts
 from patcode_core.errors import ConfigError, ErrorKind, PatCodeError, ProviderError, UsageError
 from patcode_core.i18n import t
-from patcode_core.learned_limits import NO_HISTORY, WINDOW, LearnedLimits, Timing
 from patcode_core.log import get_logger
 from patcode_core.paths import data_dir
 from patcode_core.plugin_guard import guarded, run_in_thread
 from patcode_core.plugins import PluginHost
-from patcode_core.prices import PriceBook, parse_price_overrides
-from patcode_core.ratelimit import QuotaSnapshot
 from patcode_core.redact import redact
-from patcode_core.router import Router
-from patcode_core.usage import DATABASE_NAME, UsageLog, cache_scope
+from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitStatus
+from patcode_core.routing.circuit_probes import CircuitProber
+from patcode_core.routing.learned_limits import NO_HISTORY, WINDOW, LearnedLimits, Timing
+from patcode_core.routing.ratelimit import QuotaSnapshot
+from patcode_core.routing.router import Router
 
 if TYPE_CHECKING:
-    from patcode_core.history import ProviderUsage
-    from patcode_core.streaming import StreamRunner
-from patcode_core.stats import ProviderStats, StatsRecorder
+    from patcode_core.accounting.history import ProviderUsage
+    from patcode_core.routing.streaming import StreamRunner
+from patcode_core.accounting.stats import ProviderStats, StatsRecorder
 from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, StreamEvent
 
 #: Status checks never take longer than this, whatever a provider's timeout.
@@ -453,8 +453,8 @@ class LLMManager:
     def _streams(self) -> StreamRunner:
         """The stream runner, built (and its module imported) on the first stream."""
         if self._stream_runner is None:
-            from patcode_core.hedging import parse_hedge
-            from patcode_core.streaming import StreamRunner
+            from patcode_core.routing.hedging import parse_hedge
+            from patcode_core.routing.streaming import StreamRunner
 
             llm = self.settings.llm
             self._stream_runner = StreamRunner(
@@ -619,7 +619,7 @@ class LLMManager:
 
     def usage_summary(self, since: float | None = None, provider: str | None = None) -> list[ProviderUsage]:
         """Per-provider figures from the usage history (all runs; ``since`` a timestamp)."""
-        from patcode_core.history import summarize
+        from patcode_core.accounting.history import summarize
 
         return summarize(self.usage.store, since, provider)
 

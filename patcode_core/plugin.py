@@ -25,24 +25,26 @@ version in its ``pyproject.toml``: ``dependencies = ["patcode-core>=0.2"]``.
   which are retried is the table in ``docs/errores.md``);
 - helpers: :mod:`chat_completions` (a whole plugin for a chat-completions
   server), :func:`sse_data` / :func:`sse_events` (server-sent events),
-  :func:`parse_duration` (``1m2.5s``), :func:`retry_after_seconds`,
-  :class:`Catalogue` (the plugin's own messages, Spanish and English).
+  :func:`parse_duration` (``1m2.5s``), :func:`retry_after_seconds` and
+  :func:`rate_limit_wait` (how long a 429 asks to wait), :data:`MAX_SECONDS`
+  (the longest time setting), :class:`Catalogue` (the plugin's own messages,
+  Spanish and English) and :func:`core_message` (the core's shared texts, such
+  as ``core_message("suggest.retry_later")``, in the user's language).
 """
 
 from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from patcode_core import __version__, chat_completions
+from patcode_core import __version__
 from patcode_core.context import ProviderContext
-from patcode_core.durations import parse_duration
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import Catalogue
-from patcode_core.provider_settings import ProviderSettings
-from patcode_core.ratelimit import RateLimitHeaders
-from patcode_core.sse import sse_data, sse_events
-from patcode_core.transport import retry_after_seconds
+from patcode_core.i18n import t as core_message
+from patcode_core.provider_settings import MAX_SECONDS, ProviderSettings
+from patcode_core.routing.durations import parse_duration
+from patcode_core.routing.ratelimit import RateLimitHeaders
 from patcode_core.types import (
     ANY_MODEL,
     FINISH_CONTENT_FILTER,
@@ -58,9 +60,13 @@ from patcode_core.types import (
     StreamChunk,
     Usage,
 )
+from patcode_core.wire import chat_completions
+from patcode_core.wire.sse import sse_data, sse_events
+from patcode_core.wire.transport import rate_limit_wait, retry_after_seconds
 
 __all__ = [
     "ANY_MODEL",
+    "MAX_SECONDS",
     "FINISH_CONTENT_FILTER",
     "FINISH_LENGTH",
     "FINISH_STOP",
@@ -82,8 +88,10 @@ __all__ = [
     "Usage",
     "__version__",
     "chat_completions",
+    "core_message",
     "hookimpl",
     "parse_duration",
+    "rate_limit_wait",
     "retry_after_seconds",
     "sse_data",
     "sse_events",

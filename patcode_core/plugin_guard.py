@@ -203,7 +203,7 @@ class _Watchdog:
 
     @staticmethod
     def _hard_exit(plugin: str, limit: float) -> None:
-        from patcode_core.render import error_text
+        from patcode_core.terminal.render import error_text
 
         sys.stderr.write(error_text(PluginBlockedLoop(plugin, limit)) + "\n")
         sys.stderr.flush()

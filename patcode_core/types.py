@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from patcode_core.errors import ErrorKind, ProviderError
     from patcode_core.provider_settings import ProviderSettings
-    from patcode_core.ratelimit import RateLimitHeaders
+    from patcode_core.routing.ratelimit import RateLimitHeaders
 
 
 #: The finish reasons a plugin reports (``ProviderReply.finish_reason``, ``StreamChunk.finish_reason``),

@@ -22,13 +22,13 @@ from fakes.server_process import FakeProviderServer
 from helpers import FakeProvider, failing, manager_with, two_server_env
 
 from patcode_core import hookimpl
-from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitState
-from patcode_core.circuit_probes import ProbeSchedule
 from patcode_core.context import MAX_CONNECTIONS
 from patcode_core.errors import ErrorKind
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
-from patcode_core.router import Router
+from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitState
+from patcode_core.routing.circuit_probes import ProbeSchedule
+from patcode_core.routing.router import Router
 from patcode_core.types import Availability, ProviderReply
 
 OVERLOADED = {"error": {"message": "The engine is currently overloaded", "type": "server_error", "param": None, "code": None}}
@@ -414,7 +414,7 @@ import asyncio, sys, time
 sys.path.insert(0, {tests!r})
 from helpers import FakeProvider, failing, manager_with
 from patcode_core import hookimpl
-from patcode_core.circuit_probes import ProbeSchedule
+from patcode_core.routing.circuit_probes import ProbeSchedule
 from patcode_core.errors import ErrorKind
 
 

@@ -378,7 +378,7 @@ def test_llm_help_lists_every_command_and_option_in_spanish(tmp_path: Path) -> N
 
 
 def test_a_cut_beyond_our_own_limit_is_not_blamed_on_llm_max_tokens() -> None:
-    from patcode_core.console import answer_notes
+    from patcode_core.terminal.console import answer_notes
     from patcode_core.types import CompletionResult, Usage
 
     def cut(tokens: int) -> CompletionResult:

@@ -15,9 +15,9 @@ import pytest
 from fakes.server_process import FakeProviderServer
 from helpers import two_server_env
 
-from patcode_core.learned_limits import FIRST_TOKEN_FLOOR, GAP_FLOOR, MIN_SAMPLES, NO_HISTORY, LearnedLimits, Timing
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
+from patcode_core.routing.learned_limits import FIRST_TOKEN_FLOOR, GAP_FLOOR, MIN_SAMPLES, NO_HISTORY, LearnedLimits, Timing
 from patcode_core.types import CompletionResult
 
 PROMPT = "uno dos tres"

@@ -10,7 +10,7 @@ from fakes.server_process import FakeProviderServer, closed_port_url
 from patcode_core.errors import AllProvidersFailedError, ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
-from patcode_core.render import providers_block
+from patcode_core.terminal.render import providers_block
 
 
 def point_all_at(monkeypatch: pytest.MonkeyPatch, server_url: str, **overrides: str) -> None:

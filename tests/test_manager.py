@@ -257,7 +257,7 @@ async def test_stats_are_exact_under_concurrency(monkeypatch: pytest.MonkeyPatch
 
 
 def test_stats_recorder_is_exact_across_threads() -> None:
-    from patcode_core.stats import StatsRecorder
+    from patcode_core.accounting.stats import StatsRecorder
 
     recorder = StatsRecorder()
 

@@ -11,11 +11,11 @@ import pytest
 from fakes.server_process import FakeProviderServer
 from helpers import two_server_env
 
-from patcode_core.circuit_probes import ProbeSchedule
 from patcode_core.context import MAX_CONNECTIONS
 from patcode_core.errors import PatCodeError
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
+from patcode_core.routing.circuit_probes import ProbeSchedule
 from patcode_core.types import CompletionResult
 
 COOLDOWN = 0.4

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from patcode_core.accounting.history import parse_since
 from patcode_core.config import load_settings
-from patcode_core.durations import MAX_WAIT, parse_duration
 from patcode_core.errors import ConfigError
-from patcode_core.history import parse_since
 from patcode_core.plugins import PluginHost
-from patcode_core.ratelimit import MAX_REMAINING, QuotaTracker
-from patcode_core.transport import rate_limit_wait, retry_after_seconds
+from patcode_core.routing.durations import MAX_WAIT, parse_duration
+from patcode_core.routing.ratelimit import MAX_REMAINING, QuotaTracker
+from patcode_core.wire.transport import rate_limit_wait, retry_after_seconds
 
 # the autouse clean_environment fixture runs once per test, not per example: fine here,
 # every example sets what it needs and restores it

@@ -10,10 +10,10 @@ import pytest
 from helpers import host_with
 
 import patcode_core.plugin as api
+from patcode_core.accounting.prices import PriceBook
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
-from patcode_core.prices import PriceBook
-from patcode_core.ratelimit import QuotaTracker
+from patcode_core.routing.ratelimit import QuotaTracker
 
 
 class Settings(api.ProviderSettings):

@@ -11,7 +11,7 @@ from helpers import FakeProvider
 from patcode_core import hookimpl
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
-from patcode_core.render import providers_block
+from patcode_core.terminal.render import providers_block
 
 
 def test_the_three_plugins_are_discovered_through_entry_points() -> None:

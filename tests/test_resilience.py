@@ -8,9 +8,9 @@ import time
 import pytest
 from helpers import FakeProvider, failing, manager_with
 
-from patcode_core.breaker import CircuitState
 from patcode_core.errors import AllProvidersFailedError, ErrorKind, ProviderError
-from patcode_core.render import providers_block, stats_block
+from patcode_core.routing.breaker import CircuitState
+from patcode_core.terminal.render import providers_block, stats_block
 from patcode_core.types import CompletionRequest, ProviderReply
 
 

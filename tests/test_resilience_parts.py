@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitState
-from patcode_core.deadline import Deadline
-from patcode_core.durations import parse_duration
-from patcode_core.ratelimit import QuotaTracker, RequestsPerMinute
-from patcode_core.retry import MAX_BACKOFF, backoff_delay, retry_delay
-from patcode_core.transport import rate_limit_wait
+from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitState
+from patcode_core.routing.deadline import Deadline
+from patcode_core.routing.durations import parse_duration
+from patcode_core.routing.ratelimit import QuotaTracker, RequestsPerMinute
+from patcode_core.routing.retry import MAX_BACKOFF, backoff_delay, retry_delay
+from patcode_core.wire.transport import rate_limit_wait
 
 
 class Clock:

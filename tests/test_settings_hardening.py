@@ -12,12 +12,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from patcode_core import config, redact
+from patcode_core.accounting.prices import parse_price_overrides
 from patcode_core.config import DEFAULT_MAX_RESPONSE_BYTES, LLMSettings, check_patcode_environment, load_settings
 from patcode_core.dotenv_file import parse_dotenv, read_dotenv
 from patcode_core.errors import ConfigError
 from patcode_core.i18n import language_from_setting
 from patcode_core.plugins import PluginHost
-from patcode_core.prices import parse_price_overrides
 from patcode_core.provider_settings import ProviderSettings, check_base_url
 
 KEY = "gsk_hardening_test_key_0000000"

@@ -25,14 +25,14 @@ import pytest
 from fakes.server_process import FakeProviderServer
 from helpers import FakeProvider, manager_with
 
-from patcode_core import store as store_module
+from patcode_core.accounting import store as store_module
+from patcode_core.accounting.history import ProviderUsage, cache_summary, summarize
+from patcode_core.accounting.prices import PriceBook
+from patcode_core.accounting.store import MEMORY_ROWS, Attempt, UsageStore
+from patcode_core.accounting.usage import UsageLog, cache_scope
 from patcode_core.errors import ConfigError, PatCodeError
-from patcode_core.history import ProviderUsage, cache_summary, summarize
-from patcode_core.prices import PriceBook
 from patcode_core.safe_text import without_surrogates
-from patcode_core.store import MEMORY_ROWS, Attempt, UsageStore
 from patcode_core.types import CachedAnswer, CompletionRequest, Message, ProviderReply, Usage
-from patcode_core.usage import UsageLog, cache_scope
 
 OTHER_USER = 65534  # nobody
 
@@ -78,8 +78,8 @@ import os, stat, sys, time
 from pathlib import Path
 os.umask(0)  # the files must be private by themselves, not thanks to the umask
 from patcode_core.paths import history_file
-from patcode_core.repl import _terminal_reader
-from patcode_core.store import Attempt, UsageStore
+from patcode_core.terminal.repl import _terminal_reader
+from patcode_core.accounting.store import Attempt, UsageStore
 home = Path(os.environ["PATCODE_HOME"])
 store = UsageStore(home / "patcode.db")
 store.record(Attempt(time.time(), "alpha", "m1", "success"))
@@ -253,9 +253,9 @@ def test_a_chat_whose_row_cannot_be_written_warns_once(provider_server: FakeProv
 RACER = """
 import sys, time
 from pathlib import Path
-from patcode_core.prices import PriceBook
+from patcode_core.accounting.prices import PriceBook
 from patcode_core.types import Usage
-from patcode_core.usage import UsageLog
+from patcode_core.accounting.usage import UsageLog
 home, name, rows, go = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 (go.parent / f"ready-{name}").touch()
 while not go.exists():

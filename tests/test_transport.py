@@ -12,7 +12,7 @@ import pytest
 
 from patcode_core.errors import ErrorKind
 from patcode_core.redact import redact
-from patcode_core.transport import retry_after_seconds, transport_error
+from patcode_core.wire.transport import retry_after_seconds, transport_error
 
 
 @pytest.mark.parametrize(

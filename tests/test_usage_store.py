@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from helpers import FakeProvider, failing, manager_with
 
+from patcode_core.accounting.history import parse_since, summarize
+from patcode_core.accounting.prices import Price, PriceBook, parse_price_overrides
+from patcode_core.accounting.store import MIGRATIONS, SCHEMA_VERSION, Attempt, CachedAnswer, StoreUnavailable, UsageStore
+from patcode_core.accounting.usage import cache_key, normalized_text
 from patcode_core.errors import ConfigError, ErrorKind, ProviderError
-from patcode_core.history import parse_since, summarize
-from patcode_core.prices import Price, PriceBook, parse_price_overrides
-from patcode_core.store import MIGRATIONS, SCHEMA_VERSION, Attempt, CachedAnswer, StoreUnavailable, UsageStore
 from patcode_core.types import CompletionRequest, Message, ProviderReply, TextDelta, Usage
-from patcode_core.usage import cache_key, normalized_text
 
 
 def request(text: str, temperature: float = 0.7, max_tokens: int = 64, model: str = "m1") -> CompletionRequest:
@@ -58,7 +58,7 @@ def test_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
 WRITER = """
 import sys, time
 from pathlib import Path
-from patcode_core.store import Attempt, UsageStore
+from patcode_core.accounting.store import Attempt, UsageStore
 store = UsageStore(Path(sys.argv[1]))
 for i in range(int(sys.argv[2])):
     store.record(Attempt(time.time(), sys.argv[3], "m1", "success", latency=0.01 * i))
@@ -164,7 +164,7 @@ def test_bad_price_setting_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_cost_in_results_and_stats(monkeypatch: pytest.MonkeyPatch) -> None:
-    from patcode_core.render import stats_block
+    from patcode_core.terminal.render import stats_block
 
     monkeypatch.setenv("LLM_PRICES", "priced/m1=2:4")
     priced, unpriced = FakeProvider("priced", priority=1), FakeProvider("unpriced", priority=2)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from patcode_core.accounting.prices import PriceBook
 from patcode_core.errors import POLICY, PatCodeError, ProviderError
-from patcode_core.prices import PriceBook
 from patcode_core.testing.description import UNSET, ErrorCase, StreamCase, WireCase
 from patcode_core.testing.hosts import BACKUP, BackupProvider
 from patcode_core.testing.kit import PROMPT, Kit

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import httpx
 
 from patcode_core.errors import ErrorKind
-from patcode_core.ratelimit import QuotaTracker, RateLimitHeaders
-from patcode_core.transport import retry_after_seconds
+from patcode_core.routing.ratelimit import QuotaTracker, RateLimitHeaders
 from patcode_core.types import Usage
+from patcode_core.wire.transport import retry_after_seconds
 
 #: The fake key the kit sets in ``<PREFIX>API_KEY`` unless a description gives its own.
 #: Recognisable on purpose: it, or its last four characters, must never show in an error.

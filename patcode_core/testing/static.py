@@ -18,9 +18,9 @@ from contextlib import contextmanager
 import pluggy
 
 from patcode_core import hookspecs
+from patcode_core.accounting.prices import Price
 from patcode_core.i18n import LANGUAGES, Catalogue
 from patcode_core.plugins import PluginHost, describe_exception
-from patcode_core.prices import Price
 from patcode_core.provider_settings import ProviderSettings
 from patcode_core.testing.environment import prefix_of
 from patcode_core.testing.hosts import LoadedPlugin, infos_of, load_plugin, registration_name

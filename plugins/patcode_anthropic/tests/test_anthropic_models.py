@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from patcode_anthropic.models import DEFAULT_MODEL, PRICES, accepts_temperature, serves
 
-from patcode_core.prices import PriceBook
+from patcode_core.accounting.prices import PriceBook
 from patcode_core.types import Usage
 
 

@@ -21,10 +21,10 @@ from patcode_gemini.messages import MESSAGES
 from patcode_gemini.prices import prices
 from patcode_gemini.settings import DEFAULT_MODEL, GeminiSettings
 
+from patcode_core.accounting.prices import PriceBook
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
-from patcode_core.prices import PriceBook
 
 BASE = "https://generativelanguage.googleapis.com"
 GENERATE = f"{BASE}/v1beta/models/{DEFAULT_MODEL}:generateContent"

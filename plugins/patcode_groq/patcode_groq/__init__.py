@@ -9,10 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from patcode_core import chat_completions
-from patcode_core.i18n import Catalogue
-from patcode_core.prices import Price
-from patcode_core.types import ProviderInfo
+from patcode_core.plugin import Catalogue, Price, ProviderInfo, chat_completions
 
 NAME = "groq"
 #: Groq retired llama-3.1-70b-versatile, mixtral-8x7b-32768 and, on 2026-08-16,

@@ -12,12 +12,23 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from patcode_core import hookimpl
-from patcode_core.context import ProviderContext
-from patcode_core.errors import ErrorKind, ProviderError
-from patcode_core.i18n import t as core_t
-from patcode_core.prices import ANY_MODEL, Price
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
+from patcode_core.plugin import (
+    ANY_MODEL,
+    Availability,
+    CompletionRequest,
+    ErrorKind,
+    Price,
+    ProviderContext,
+    ProviderError,
+    ProviderInfo,
+    ProviderReply,
+    StreamChunk,
+    Usage,
+    hookimpl,
+)
+from patcode_core.plugin import (
+    core_message as core_t,
+)
 from patcode_local.messages import MESSAGES
 from patcode_local.model_file import Missing, binding_missing, unusable, what_is_missing
 from patcode_local.runtime import (

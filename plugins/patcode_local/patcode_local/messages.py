@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from patcode_core.i18n import Catalogue
+from patcode_core.plugin import Catalogue
 
 #: The exact commands that install what is missing (setup-venv runs both).
 INSTALL_BINDING = "pip install llama-cpp-python"

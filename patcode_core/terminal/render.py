@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from patcode_core.breaker import CircuitState
 from patcode_core.i18n import t
 from patcode_core.manager import LLMManager, ProviderStatus
+from patcode_core.routing.breaker import CircuitState
 from patcode_core.safe_text import for_terminal, printable, printable_line
 from patcode_core.types import CompletionResult
 
 if TYPE_CHECKING:
-    from patcode_core.history import ProviderUsage
-    from patcode_core.learned_limits import StreamLimits
+    from patcode_core.accounting.history import ProviderUsage
+    from patcode_core.routing.learned_limits import StreamLimits
 
 
 def providers_block(rows: Sequence[ProviderStatus]) -> str:

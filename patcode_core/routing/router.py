@@ -24,18 +24,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from patcode_core.breaker import BreakerBoard, CircuitBreaker, CircuitState
+from patcode_core.accounting.stats import StatsRecorder
 from patcode_core.config import FallbackEntry, LLMConfig
 from patcode_core.context import ATTEMPT_MODEL, ProviderContext
-from patcode_core.deadline import Deadline
 from patcode_core.errors import AllProvidersFailedError, ErrorKind, PatCodeError, ProviderError
 from patcode_core.i18n import t
-from patcode_core.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
-from patcode_core.stats import StatsRecorder
+from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitState
+from patcode_core.routing.deadline import Deadline
+from patcode_core.routing.race import RACER
+from patcode_core.routing.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
 from patcode_core.types import CachedAnswer, CompletionRequest, CompletionResult, ProviderReply, Usage
 
 if TYPE_CHECKING:
-    from patcode_core.usage import UsageLog
+    from patcode_core.accounting.usage import UsageLog
 
 HookCall = Callable[..., Awaitable[Any]]
 TIMEOUT_GRACE = 0.1
@@ -259,8 +260,6 @@ class Router:
 
         A request that lost a hedged race is a cancelled one marked ``hedged`` (``error_kind``).
         """
-        from patcode_core.hedging import RACER
-
         racer = RACER.get()
         hedged = racer is not None and racer.lost
         self._stats.record(provider, None, seconds, retry=retry)

@@ -1,7 +1,7 @@
 """What the manager tells the usage store: each attempt with its cost, and the per-provider response cache.
 
 :class:`UsageLog` is the one object the router talks to. It prices answers
-(:class:`~patcode_core.prices.PriceBook`), queues history rows (content only
+(:class:`~patcode_core.accounting.prices.PriceBook`), queues history rows (content only
 with ``LLM_LOG_CONTENT=true``; keys never reach it), and looks answers up in
 and adds them to the cache when ``LLM_CACHE=true`` and the provider has not
 opted out (``<PREFIX>_CACHE=false``). Cache entries are scoped by endpoint
@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patcode_core.accounting.prices import PriceBook
 from patcode_core.paths import DATABASE_NAME
-from patcode_core.prices import PriceBook
 from patcode_core.types import CachedAnswer, CompletionRequest, Usage
 
 if TYPE_CHECKING:
-    from patcode_core.store import UsageStore
+    from patcode_core.accounting.store import UsageStore
 
 __all__ = ["DATABASE_NAME", "UsageLog", "cache_key", "cache_scope", "normalized_text"]
 
@@ -123,7 +123,7 @@ class UsageLog:
         if self._store is None:
             with self._opening:
                 if self._store is None:
-                    from patcode_core.store import StoreUnavailable, UsageStore  # sqlite3 only when used
+                    from patcode_core.accounting.store import StoreUnavailable, UsageStore  # sqlite3 only when used
 
                     path = self._path() if callable(self._path) else self._path
                     try:
@@ -189,7 +189,7 @@ class UsageLog:
         answer: str | None = None,
     ) -> None:
         """Queue one history row."""
-        from patcode_core.store import Attempt
+        from patcode_core.accounting.store import Attempt
 
         store = self.store
         usage = usage or Usage()

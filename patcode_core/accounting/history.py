@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from patcode_core.durations import parse_duration
+from patcode_core.accounting.store import UsageStore
 from patcode_core.i18n import t
-from patcode_core.store import UsageStore
+from patcode_core.routing.durations import parse_duration
 
 _UNITS = {"d": 86400.0, "w": 7 * 86400.0}
 
@@ -129,7 +129,7 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
 
     Counts, tokens, cost and fallbacks cover every row (:attr:`UsageStore.rows_sql`); the latency
     figures come from whole rows, which in a memory store are the most recent
-    :data:`~patcode_core.store.MEMORY_ROWS`. Tokens and cost are those of answers the providers
+    :data:`~patcode_core.accounting.store.MEMORY_ROWS`. Tokens and cost are those of answers the providers
     gave: a cache hit spent nothing and adds neither. An answer whose tokens were not counted is
     left out of the token totals and counted in ``uncounted_answers``, never as 0.
     """

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from patcode_core.console import AnswerPrinter, Spinner
 from patcode_core.i18n import t
 from patcode_core.log import before_each_line
 from patcode_core.safe_text import colors_on, for_terminal_line
+from patcode_core.terminal.console import AnswerPrinter, Spinner
 from patcode_core.types import CompletionResult
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def run_session(facade: SyncLLMManager, on_command: Callable[[str, PatAgent], bo
     :param on_command: handles one ``/`` line; returns False to end the session.
     """
     from patcode_core.agent import PatAgent
-    from patcode_core.exits import EXIT_OK, guard
+    from patcode_core.terminal.exits import EXIT_OK, guard
 
     agent = PatAgent(facade.manager)
     read = _terminal_reader(facade.manager.installed) if sys.stdin.isatty() and sys.stdout.isatty() else _plain_reader()

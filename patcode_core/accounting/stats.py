@@ -31,7 +31,7 @@ class ProviderStats:
     def success_rate(self) -> float:
         """Successes per judged request (successes and failures; cancelled ones are no verdict), in percent.
 
-        0 when no request was judged; the CLI shows that case as "—" (see :class:`~patcode_core.history.ProviderUsage`).
+        0 when no request was judged; the CLI shows that case as "—" (see :class:`~patcode_core.accounting.history.ProviderUsage`).
         """
         judged = self.successes + self.failures
         return 100.0 * self.successes / judged if judged else 0.0

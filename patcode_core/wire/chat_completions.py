@@ -19,14 +19,14 @@ from typing import Any, Literal
 import httpx
 
 from patcode_core.context import ProviderContext
-from patcode_core.durations import parse_duration
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.hookspecs import hookimpl
 from patcode_core.i18n import t
 from patcode_core.provider_settings import ProviderSettings
-from patcode_core.sse import sse_data
-from patcode_core.transport import rate_limit_wait
+from patcode_core.routing.durations import parse_duration
 from patcode_core.types import Availability, CompletionRequest, Message, ProviderInfo, ProviderReply, StreamChunk, Usage
+from patcode_core.wire.sse import sse_data
+from patcode_core.wire.transport import rate_limit_wait
 
 #: How long a quick availability check may take, at most.
 AVAILABILITY_TIMEOUT = 5.0

@@ -12,7 +12,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def guard(action: Callable[[], int]) -> int:
     """Run one command, printing a PatCodeError as a readable block (exit 2 for bad usage or settings, else 1)."""
-    from patcode_core.render import error_text
+    from patcode_core.terminal.render import error_text
 
     try:
         return action()

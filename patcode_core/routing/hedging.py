@@ -17,27 +17,14 @@ import contextlib
 import contextvars
 import weakref
 from collections.abc import Callable, Coroutine
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from patcode_core.config import FallbackEntry
-from patcode_core.deadline import Deadline
 from patcode_core.errors import PatCodeError, ProviderError
-from patcode_core.router import Opened, Opener, Router
+from patcode_core.routing.deadline import Deadline
+from patcode_core.routing.race import RACER, Racer
+from patcode_core.routing.router import Opened, Opener, Router
 from patcode_core.types import CompletionRequest
-
-
-@dataclass(slots=True)
-class Racer:
-    """One side of a hedged race; ``lost`` is set before its task is cancelled."""
-
-    lost: bool = False
-
-
-#: In the task of a raced request: its :class:`Racer` (the router books a lost one as ``hedged``).
-RACER: ContextVar[Racer | None] = ContextVar("patcode_racer", default=None)
-
 
 _RACERS: weakref.WeakKeyDictionary[asyncio.Task[Opened], Racer] = weakref.WeakKeyDictionary()
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from patcode_core import __version__
 from patcode_core.errors import UsageError
-from patcode_core.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, guard
 from patcode_core.i18n import t
+from patcode_core.terminal.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, guard
 
 if TYPE_CHECKING:
     from patcode_core.agent import PatAgent
@@ -119,8 +119,8 @@ def _facade() -> SyncLLMManager:
 
 
 def _print_answer(facade: SyncLLMManager, result: object) -> None:
-    from patcode_core.console import answer_notes
-    from patcode_core.render import answer_header, answer_text
+    from patcode_core.terminal.console import answer_notes
+    from patcode_core.terminal.render import answer_header, answer_text
 
     print(answer_header(result))  # type: ignore[arg-type]
     print(answer_text(result))  # type: ignore[arg-type]
@@ -144,8 +144,8 @@ def persist_default_provider(name: str, path: Path) -> None:
 
 def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bool) -> int:
     """Run ``providers``, ``switch NAME``, ``stats ...``, ``test NAME`` or ``cache stats|clear [NAME]``."""
-    from patcode_core.render import answer_text, providers_block
     from patcode_core.safe_text import printable
+    from patcode_core.terminal.render import answer_text, providers_block
 
     usage = t("cli.llm_usage", prefix="patcode llm" if persist else "/llm")
     if not words:
@@ -190,7 +190,7 @@ def plot_install_command() -> str:
     import tomllib
 
     python = shlex.quote(sys.executable)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # patcode_core/terminal/cli.py -> the checkout
     try:
         project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
     except (OSError, ValueError):
@@ -204,8 +204,8 @@ def _stats(facade: SyncLLMManager, words: list[str], command: str = "/llm stats"
     """``llm stats``: the block, ``--json``, ``--plot``, or ``reset`` after confirmation."""
     import json
 
-    from patcode_core.history import parse_since
-    from patcode_core.render import stats_block
+    from patcode_core.accounting.history import parse_since
+    from patcode_core.terminal.render import stats_block
 
     try:
         options = _stats_parser().parse_args(words)
@@ -226,7 +226,7 @@ def _stats(facade: SyncLLMManager, words: list[str], command: str = "/llm stats"
         return EXIT_USAGE
     figures = manager.usage_summary(since, options.provider)
     if options.plot:
-        from patcode_core.history import plot
+        from patcode_core.accounting.history import plot
 
         try:
             path = plot(manager.usage.store, Path(options.plot), since, options.provider)
@@ -239,7 +239,7 @@ def _stats(facade: SyncLLMManager, words: list[str], command: str = "/llm stats"
         # ASCII JSON: a model name with control or bidi characters reaches the terminal escaped.
         from dataclasses import asdict
 
-        from patcode_core.render import limits_in_force
+        from patcode_core.terminal.render import limits_in_force
 
         limits = [{"provider": name, "model": model, **asdict(found)} for name, model, found in limits_in_force(manager)]
         print(json.dumps({"providers": [usage.as_dict() for usage in figures], "since": since, "stream_limits": limits},
@@ -253,14 +253,14 @@ def _stats(facade: SyncLLMManager, words: list[str], command: str = "/llm stats"
 
 def _cache(facade: SyncLLMManager, words: list[str]) -> int:
     """``llm cache stats`` (entries and hits per provider) or ``llm cache clear [NAME]``."""
-    from patcode_core.render import answers_count, count_of, size_text
     from patcode_core.safe_text import printable
+    from patcode_core.terminal.render import answers_count, count_of, size_text
 
     store = facade.manager.usage.store
     if words[0] == "clear":
         print(t("cli.cache_cleared", answers=answers_count(store.clear_cache(words[1] if len(words) > 1 else None))))
         return EXIT_OK
-    from patcode_core.history import cache_summary
+    from patcode_core.accounting.history import cache_summary
 
     rows = cache_summary(store)
     enabled = ", ".join(sorted(facade.manager.usage.cache_for))
@@ -305,8 +305,8 @@ def slash_command(facade: SyncLLMManager, agent: PatAgent, line: str) -> bool:
 
 
 def interactive(facade: SyncLLMManager) -> int:
-    """The interactive session (see :mod:`patcode_core.repl`)."""
-    from patcode_core.repl import run_session
+    """The interactive session (see :mod:`patcode_core.terminal.repl`)."""
+    from patcode_core.terminal.repl import run_session
 
     return run_session(facade, lambda line, agent: slash_command(facade, agent, line))
 
@@ -315,9 +315,9 @@ def _chat(facade: SyncLLMManager, args: argparse.Namespace) -> int:
     """``patcode chat``: streamed on a terminal, printed whole into a pipe."""
     options = {"provider": args.provider, "model": args.model, "fallback": False if args.no_fallback else None}
     if sys.stdout.isatty():
-        from patcode_core.console import AnswerPrinter
         from patcode_core.log import before_each_line
         from patcode_core.safe_text import colors_on
+        from patcode_core.terminal.console import AnswerPrinter
 
         printer = AnswerPrinter(sys.stdout, color=colors_on(sys.stdout), max_tokens=facade.manager.settings.llm.max_tokens)
         before_each_line(printer.break_line)  # a log line never lands glued to the streamed text
@@ -336,7 +336,7 @@ def _chat(facade: SyncLLMManager, args: argparse.Namespace) -> int:
 
 def _plugins(facade: SyncLLMManager, args: argparse.Namespace) -> int:
     """``patcode plugins``: the installed plugins; ``patcode plugins new NAME``: a plugin skeleton."""
-    from patcode_core.plugins_cli import installed_plugins, plugins_block, write_skeleton
+    from patcode_core.terminal.plugins_cli import installed_plugins, plugins_block, write_skeleton
 
     if args.action != "new":
         rows = installed_plugins(facade.manager.host)
@@ -403,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("PATCODE_DEBUG"):
             traceback.print_exc()
         from patcode_core.plugins import describe_exception
-        from patcode_core.render import error_text
+        from patcode_core.terminal.render import error_text
 
         print(error_text(t("error.unexpected", error=describe_exception(exc))), file=sys.stderr)
         return EXIT_FAILED

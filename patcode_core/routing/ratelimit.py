@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from patcode_core.durations import MAX_WAIT, parse_duration
-from patcode_core.transport import rate_limit_wait
+from patcode_core.routing.durations import MAX_WAIT, parse_duration
+from patcode_core.wire.transport import rate_limit_wait
 
 WINDOW = 60.0
 

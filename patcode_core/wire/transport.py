@@ -10,9 +10,9 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from patcode_core.durations import parse_duration, sane_wait
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
+from patcode_core.routing.durations import parse_duration, sane_wait
 
 
 def _number(text: str | None) -> float | None:
@@ -28,7 +28,7 @@ def _number(text: str | None) -> float | None:
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds a response asks us to wait: ``retry-after-ms``, then ``Retry-After`` (seconds or HTTP date).
 
-    A finite wait in ``[0, MAX_WAIT]`` (longer ones are cut to :data:`~patcode_core.durations.MAX_WAIT`),
+    A finite wait in ``[0, MAX_WAIT]`` (longer ones are cut to :data:`~patcode_core.routing.durations.MAX_WAIT`),
     or ``None`` when no header says one readably: ``inf``, ``nan``, a negative
     number, a date no calendar holds or odd bytes are unreadable, never an error.
     A date already past is a wait of 0.

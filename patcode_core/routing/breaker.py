@@ -1,7 +1,7 @@
 """Circuit breakers: stop sending requests to a provider and model that keep failing.
 
 After ``threshold`` failures in a row the circuit *opens*: the route is skipped
-at no cost. While it is open, :mod:`patcode_core.circuit_probes` checks the
+at no cost. While it is open, :mod:`patcode_core.routing.circuit_probes` checks the
 provider in the background; a check that passes makes it *half-open*
 (:meth:`CircuitBreaker.vouch`), a check that fails is fresh evidence that it
 is down, so the cooldown starts again from it (:meth:`CircuitBreaker.check_failed`).
@@ -154,7 +154,7 @@ class CircuitBreaker:
         """Give the probe back without a verdict (the call was cancelled or said nothing of health)."""
         self._probing = False
 
-    # -- background checks (patcode_core.circuit_probes) ------------------
+    # -- background checks (patcode_core.routing.circuit_probes) ------------------
 
     def vouch(self) -> bool:
         """A background check passed: let the next request try. True when the circuit was open."""

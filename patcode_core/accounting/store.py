@@ -86,7 +86,7 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX cache_provider ON cache (provider)",
     ],
-    # 3: each streamed answer's timings, from which the time limits are learned (patcode_core.learned_limits).
+    # 3: each streamed answer's timings, from which the time limits are learned (patcode_core.routing.learned_limits).
     [
         """CREATE TABLE timings (
             id INTEGER PRIMARY KEY,

@@ -1,0 +1,1 @@
+"""Routing and resilience: one call along its route (retries, rate limits, circuits, deadline, fallback), streams, learned time limits, hedging."""

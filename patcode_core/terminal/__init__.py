@@ -1,0 +1,1 @@
+"""The command line and the terminal: ``patcode`` commands, the interactive session, streamed output, plain-text blocks."""
