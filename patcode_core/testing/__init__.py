@@ -18,7 +18,9 @@ A plugin's conformance tests::
 
 Static checks alone: ``check_plugin(plugin)`` (a list of problems) or
 ``assert_plugin_ok(plugin)``. The provider's server is played by respx
-(``pip install 'patcode-core[testing]'``).
+(``pip install 'patcode-core[testing]'``); ``FaultServer`` is a real one on a
+loopback port, for what respx cannot do (hangs, resets, slow bodies) and to
+read the requests as they were sent.
 
 Names are imported on first use: loading the pytest plugin imports nothing else.
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from patcode_core.testing.conformance import ConformanceSuite, conformance_tests
     from patcode_core.testing.description import KIT_KEY, ErrorCase, ProviderDescription, StreamCase, WireCase, sse_event
     from patcode_core.testing.environment import PatcodeEnv
+    from patcode_core.testing.fault_server import FaultServer, RecordedRequest
     from patcode_core.testing.hosts import BACKUP, BackupProvider, manager_for
     from patcode_core.testing.kit import Kit
     from patcode_core.testing.static import assert_plugin_ok, check_plugin
@@ -43,10 +46,12 @@ _LAZY = {
     "BackupProvider": "hosts",
     "ConformanceSuite": "conformance",
     "ErrorCase": "description",
+    "FaultServer": "fault_server",
     "KIT_KEY": "description",
     "Kit": "kit",
     "PatcodeEnv": "environment",
     "ProviderDescription": "description",
+    "RecordedRequest": "fault_server",
     "StreamCase": "description",
     "WireCase": "description",
     "assert_plugin_ok": "static",
@@ -62,9 +67,11 @@ __all__ = [
     "BackupProvider",
     "ConformanceSuite",
     "ErrorCase",
+    "FaultServer",
     "Kit",
     "PatcodeEnv",
     "ProviderDescription",
+    "RecordedRequest",
     "StreamCase",
     "WireCase",
     "assert_plugin_ok",
