@@ -4,7 +4,8 @@ The listing reads the ``patcode.providers`` entry points (no provider is
 called): each plugin's package and version, the providers it brings, the
 hooks it implements, and ✅ or ❌ with the reason it could not load. The
 skeleton is a working plugin package for a chat-completions server, built on
-:mod:`patcode_core.plugin` only, with a test that passes as generated.
+:mod:`patcode_core.plugin` only, with a test on the kit's conformance suite
+(:mod:`patcode_core.testing`) that passes as generated.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ requires-python = ">=3.11"
 dependencies = ["patcode-core>=0.2"]
 
 [project.optional-dependencies]
-test = ["pytest>=8", "pytest-asyncio>=0.23", "respx>=0.21"]
+test = ["patcode-core[testing]>=0.2"]
 
 [project.entry-points."patcode.providers"]
 {name} = "patcode_{name}:plugin"
@@ -118,6 +119,7 @@ packages = ["patcode_{name}"]
 
 [tool.pytest.ini_options]
 asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
 """
 
 _PACKAGE = '''"""{Name} for PatCode: a chat-completions server at {NAME}_BASE_URL.
@@ -151,20 +153,16 @@ plugin = chat_completions.ChatCompletionsPlugin(
 )
 '''
 
-_TEST = '''"""{Name}'s wire format, with respx: no network."""
+_TEST = '''"""{Name} through the PatCode kit's conformance suite (patcode_core.testing): no network."""
 
 from __future__ import annotations
 
-import httpx
-import pytest
-import respx
+from patcode_core.plugin import ErrorKind, Usage
+from patcode_core.testing import ConformanceSuite, ProviderDescription, StreamCase, WireCase
 
-from patcode_core.manager import LLMManager
-from patcode_core.plugin import ErrorKind, ProviderError
-from patcode_core.plugins import PluginHost
 from patcode_{name} import plugin
 
-BASE = "https://api.{name}.example/v1"
+KEY = "{name}-test-key-0123456789abcdef"
 ANSWER = {{
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "{name}-default",
     "choices": [{{"index": 0, "message": {{"role": "assistant", "content": "hola"}}, "finish_reason": "stop"}}],
@@ -172,31 +170,36 @@ ANSWER = {{
 }}
 
 
-@pytest.fixture
-def manager(monkeypatch: pytest.MonkeyPatch, tmp_path) -> LLMManager:
-    monkeypatch.setenv("{NAME}_API_KEY", "test-key-0123456789")
-    monkeypatch.setenv("PATCODE_HOME", str(tmp_path))
-    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
-    host = PluginHost()
-    host.register(plugin, name="{name}")
-    return LLMManager(host=host, env_file=None)
+def error(message: str, code: str) -> dict:
+    return {{"error": {{"message": message, "type": "invalid_request_error", "param": None, "code": code}}}}
 
 
-@respx.mock
-async def test_an_answer(manager: LLMManager) -> None:
-    respx.post(f"{{BASE}}/chat/completions").mock(return_value=httpx.Response(200, json=ANSWER))
-    result = await manager.complete("hola", fallback=False)
-    assert (result.text, result.provider, result.usage.output_tokens) == ("hola", "{name}", 1)
+def chunk(content: str | None = None, finish: str | None = None) -> dict:
+    delta = {{"content": content}} if content is not None else {{}}
+    return {{"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "{name}-default",
+            "choices": [{{"index": 0, "delta": delta, "finish_reason": finish}}]}}
 
 
-@respx.mock
-async def test_a_wrong_key_is_an_authentication_error_without_the_key(manager: LLMManager) -> None:
-    body = {{"error": {{"message": "Incorrect API key provided: test-key-0123456789", "type": "invalid_request_error", "code": "invalid_api_key"}}}}
-    respx.post(f"{{BASE}}/chat/completions").mock(return_value=httpx.Response(401, json=body))
-    with pytest.raises(ProviderError) as caught:
-        await manager.complete("hola", fallback=False)
-    assert caught.value.kind is ErrorKind.AUTHENTICATION
-    assert "test-key-0123456789" not in str(caught.value) + caught.value.suggestion
+class Test{Name}Conformance(ConformanceSuite):
+    description = ProviderDescription(
+        plugin=plugin,
+        key=KEY,
+        path="/chat/completions",
+        success=WireCase(json=ANSWER),
+        expected_text="hola",
+        expected_usage=Usage(3, 1),
+        errors={{
+            ErrorKind.AUTHENTICATION: WireCase(401, json=error(f"Incorrect API key provided: {{KEY}}", "invalid_api_key")),
+            ErrorKind.RATE_LIMIT: WireCase(429, json=error("Rate limit reached", "rate_limit_exceeded"),
+                                           headers={{"retry-after": "2"}}, retry_after=2.0),
+            ErrorKind.SERVER_ERROR: WireCase(500, json=error("The server had an error", "server_error")),
+        }},
+        stream=StreamCase(
+            events=[chunk("ho"), chunk("la"), chunk(finish="stop"), "[DONE]"],
+            text="hola",
+            cut_after=2,
+        ),
+    )
 '''
 
 _README = """# patcode-{name}
