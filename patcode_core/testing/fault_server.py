@@ -156,8 +156,11 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
-    """(method, target, lower-cased headers, body) of the next request; ``None`` when the client left."""
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
+    """(method, target with its query, lower-cased headers, body) of the next request; ``None`` when the client left.
+
+    Reads a ``Content-Length`` body or a chunked one.
+    """
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -372,7 +375,7 @@ class FaultServer:
         self._tasks.add(task)  # type: ignore[arg-type]
         try:
             while True:
-                read = await _read_request(reader)
+                read = await read_request(reader)
                 if read is None:
                     return
                 method, target, headers, body = read
