@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
+
+# gemini_payloads.py, shared by the wire and conformance tests, imports from this folder.
+sys.path.insert(0, str(Path(__file__).parent))
 
 #: Shaped like a Google API key ("AIza" + 35 characters), so no shape warning; not a real key.
 FAKE_KEY = "AIzaSyFAKE-patcode-test-key-01234567890"

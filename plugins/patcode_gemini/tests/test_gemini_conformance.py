@@ -1,9 +1,9 @@
 """Gemini through the kit's conformance suite (patcode_core.testing).
 
-The payloads are those of test_gemini_wire.py and test_gemini_stream.py,
-copied, not imported: under ``--import-mode=importlib`` a test
-module cannot import a sibling. Their sources (ai.google.dev, the v1beta proto
-and the public issue threads that quote real error bodies) are named there.
+The plain answer and the error bodies come from gemini_payloads.py, shared
+with test_gemini_wire.py; the stream events are those of test_gemini_stream.py.
+Their sources (ai.google.dev, the v1beta proto and the public issue threads
+that quote real error bodies) are named in the wire and stream tests.
 
 The stream's path differs from the plain one (``:streamGenerateContent``
 against ``:generateContent``): ``StreamCase.path`` says so. What the kit
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 
+from gemini_payloads import REPLY, error_info, google_error, quota_failure, retry_info
+
 from patcode_core.plugin import ErrorKind, Usage
 from patcode_core.testing import ConformanceSuite, ProviderDescription, StreamCase, WireCase
 
@@ -30,50 +32,7 @@ GENERATE = f"/v1beta/models/{MODEL}:generateContent"
 STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent"  # sent with ?alt=sse, which the kit does not match on
 RESPONSE_ID = "uJUmae6XBZ6zkdUP6KO7-Ac"
 
-# -- generateContent (as in test_gemini_wire.py) ---------------------------------------------
-
-# A generateContent answer of a thinking model: thoughtsTokenCount is left out of candidatesTokenCount.
-REPLY = {
-    "candidates": [
-        {
-            "content": {"parts": [{"text": "AI learns patterns from examples."}], "role": "model"},
-            "finishReason": "STOP",
-            "index": 0,
-        }
-    ],
-    "usageMetadata": {
-        "promptTokenCount": 12,
-        "candidatesTokenCount": 7,
-        "totalTokenCount": 414,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12}],
-        "thoughtsTokenCount": 395,
-    },
-    "modelVersion": "gemini-3.5-flash-lite",
-    "responseId": "i5UmaYmWKrOvkdUPlaiEoAk",
-}
-
-
-def google_error(code: int, status: str, message: str, *details: dict) -> dict:
-    """``google.rpc.Status`` as JSON, as the Gemini API sends it."""
-    error: dict = {"code": code, "message": message, "status": status}
-    if details:
-        error["details"] = list(details)
-    return {"error": error}
-
-
-def error_info(reason: str, **metadata: str) -> dict:
-    return {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com",
-            "metadata": {"service": "generativelanguage.googleapis.com", **metadata}}
-
-
-def retry_info(delay: str) -> dict:
-    return {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
-
-
-def quota_failure(*quota_ids: str) -> dict:
-    return {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
-        {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": quota_id,
-         "quotaDimensions": {"location": "global", "model": MODEL}} for quota_id in quota_ids]}
+# -- generateContent: the payloads of test_gemini_wire.py (gemini_payloads.py) ---------------------
 
 
 def with_finish(reason: str) -> dict:

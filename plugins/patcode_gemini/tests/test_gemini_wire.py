@@ -17,6 +17,7 @@ from datetime import date
 import httpx
 import pytest
 import respx
+from gemini_payloads import REPLY, error_info, google_error, quota_failure, retry_info
 from patcode_gemini.messages import MESSAGES
 from patcode_gemini.prices import prices
 from patcode_gemini.settings import DEFAULT_MODEL, GeminiSettings
@@ -29,51 +30,6 @@ from patcode_core.plugins import PluginHost
 BASE = "https://generativelanguage.googleapis.com"
 GENERATE = f"{BASE}/v1beta/models/{DEFAULT_MODEL}:generateContent"
 MODEL_URL = f"{BASE}/v1beta/models/{DEFAULT_MODEL}"
-
-# A generateContent answer of a thinking model: GenerateContentResponse with candidates[].content.parts[].text,
-# finishReason, usageMetadata (thoughtsTokenCount is left out of candidatesTokenCount), modelVersion, responseId.
-REPLY = {
-    "candidates": [
-        {
-            "content": {"parts": [{"text": "AI learns patterns from examples."}], "role": "model"},
-            "finishReason": "STOP",
-            "index": 0,
-        }
-    ],
-    "usageMetadata": {
-        "promptTokenCount": 12,
-        "candidatesTokenCount": 7,
-        "totalTokenCount": 414,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12}],
-        "thoughtsTokenCount": 395,
-    },
-    "modelVersion": "gemini-3.5-flash-lite",
-    "responseId": "i5UmaYmWKrOvkdUPlaiEoAk",
-}
-
-
-def google_error(code: int, status: str, message: str, *details: dict) -> dict:
-    """``google.rpc.Status`` as JSON, as the Gemini API sends it."""
-    error: dict = {"code": code, "message": message, "status": status}
-    if details:
-        error["details"] = list(details)
-    return {"error": error}
-
-
-def error_info(reason: str, **metadata: str) -> dict:
-    return {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com",
-            "metadata": {"service": "generativelanguage.googleapis.com", **metadata}}
-
-
-def retry_info(delay: str) -> dict:
-    return {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
-
-
-def quota_failure(*quota_ids: str) -> dict:
-    return {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
-        {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": quota_id,
-         "quotaDimensions": {"location": "global", "model": DEFAULT_MODEL}} for quota_id in quota_ids]}
-
 
 def test_host_lists_gemini_as_installed() -> None:
     assert "gemini" in PluginHost.discover().providers
