@@ -8,33 +8,13 @@ answer, the errors reference's error bodies, and the streaming reference's "Basi
 
 from __future__ import annotations
 
+from anthropic_payloads import KEY, MESSAGE, REQUEST_ID, anthropic_error
+
 from patcode_core.plugin import ErrorKind, Usage
 from patcode_core.testing import ConformanceSuite, ProviderDescription, StreamCase, WireCase, sse_event
 
-KEY = "sk-ant-api03-unittestkey0123456789abcdefWXYZ-0123456789AA"
-REQUEST_ID = "req_011CSHoEeqs5C35K2UUqR7Fy"
 #: The model of the reference's answer; it takes a temperature and is priced by ``claude-sonnet-4*``.
 MODEL = "claude-sonnet-4-5-20250929"
-
-# The 200 response of the Messages API reference ("Create a Message"), as in test_anthropic_wire.py.
-MESSAGE = {
-    "content": [{"text": "Hi! My name is Claude.", "type": "text"}],
-    "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
-    "model": "claude-sonnet-4-5-20250929",
-    "role": "assistant",
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "type": "message",
-    "usage": {"input_tokens": 2095, "output_tokens": 503},
-}
-
-
-def anthropic_error(type_: str, message: str, request_id: str | None = REQUEST_ID) -> dict:
-    """The error shape of the errors reference: {"type": "error", "error": {"type", "message"}, "request_id"}."""
-    body: dict = {"type": "error", "error": {"type": type_, "message": message}}
-    if request_id:
-        body["request_id"] = request_id
-    return body
 
 
 def failed(status: int, type_: str, message: str, label: str = "", **headers: str) -> WireCase:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
+from anthropic_payloads import KEY, MESSAGE, REQUEST_ID, anthropic_error  # noqa: E402
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
@@ -21,29 +22,7 @@ from patcode_core.types import Message
 BASE = "https://api.anthropic.com"
 MESSAGES_URL = f"{BASE}/v1/messages"
 MODELS_URL = f"{BASE}/v1/models"
-KEY = "sk-ant-api03-unittestkey0123456789abcdefWXYZ-0123456789AA"
 LEGACY = "claude-sonnet-4-5-20250929"  # takes a temperature
-REQUEST_ID = "req_011CSHoEeqs5C35K2UUqR7Fy"
-
-# The 200 response of the Messages API reference ("Create a Message").
-MESSAGE = {
-    "content": [{"text": "Hi! My name is Claude.", "type": "text"}],
-    "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
-    "model": "claude-sonnet-4-5-20250929",
-    "role": "assistant",
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "type": "message",
-    "usage": {"input_tokens": 2095, "output_tokens": 503},
-}
-
-
-def anthropic_error(type_: str, message: str, request_id: str | None = REQUEST_ID) -> dict:
-    """The error shape of the errors reference: {"type": "error", "error": {"type", "message"}, "request_id"}."""
-    body: dict = {"type": "error", "error": {"type": type_, "message": message}}
-    if request_id:
-        body["request_id"] = request_id
-    return body
 
 
 def make_manager(monkeypatch: pytest.MonkeyPatch, **env: str) -> LLMManager:
