@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
-from anthropic_payloads import KEY, MESSAGE, REQUEST_ID, anthropic_error  # noqa: E402
+from anthropic_payloads import KEY, MESSAGE, REQUEST_ID, anthropic_error
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
