@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 import respx
+from groq_payloads import GROQ_SUCCESS, groq_error
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
@@ -15,39 +16,8 @@ from patcode_core.plugins import PluginHost
 BASE = "https://api.groq.com/openai/v1"
 KEY = "gsk_unit_test_key_0123456789abcdef"
 
-# Response shape of Groq's chat completions reference, with its extra usage timings and x_groq.
-GROQ_SUCCESS = {
-    "id": "chatcmpl-f51b2cd2-bef7-417e-964e-a08f0b513c22",
-    "object": "chat.completion",
-    "created": 1730241104,
-    "model": "openai/gpt-oss-120b",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "Fast language models have gained significant attention."},
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {
-        "queue_time": 0.037493756,
-        "prompt_tokens": 18,
-        "prompt_time": 0.000680594,
-        "completion_tokens": 556,
-        "completion_time": 0.463333333,
-        "total_tokens": 574,
-        "total_time": 0.464013927,
-    },
-    "system_fingerprint": "fp_179b0f92c9",
-    "x_groq": {"id": "req_01jbd6g2qdfw2adyrt2az8hz4w"},
-}
 
 
-def groq_error(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict:
-    body: dict = {"error": {"message": message, "type": type_}}
-    if code:
-        body["error"]["code"] = code
-    return body
 
 
 @pytest.fixture

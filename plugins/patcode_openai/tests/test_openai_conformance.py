@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
+from openai_payloads import SUCCESS
+
 from patcode_core.plugin import ErrorKind, Usage
 from patcode_core.testing import ConformanceSuite, ProviderDescription, StreamCase, WireCase
 
 KEY = "sk-proj-kitconformance0123456789abcdefZq8x"
 
-# The chat completion object of the API reference (as in test_openai_wire.py).
-SUCCESS = {
-    "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-    "object": "chat.completion",
-    "created": 1741570283,
-    "model": "gpt-4o-mini-2024-07-18",
-    "choices": [
-        {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": "The image shows a wooden boardwalk path running through a lush green field.",
-                "refusal": None,
-                "annotations": [],
-            },
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 1117, "completion_tokens": 46, "total_tokens": 1163},
-    "service_tier": "default",
-    "system_fingerprint": "fp_fc9f1d7035",
-}
 
 
 def error(message: str, type_: str, code: str | None, param: str | None = None) -> dict:

@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 import respx
+from openai_payloads import SUCCESS
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
@@ -15,35 +16,6 @@ from patcode_core.plugins import PluginHost
 BASE = "https://api.openai.com/v1"
 KEY = "sk-proj-unittestkey0123456789abcdefWXYZ"
 
-# The chat completion object of the API reference.
-SUCCESS = {
-    "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-    "object": "chat.completion",
-    "created": 1741570283,
-    "model": "gpt-4o-mini-2024-07-18",
-    "choices": [
-        {
-            "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": "The image shows a wooden boardwalk path running through a lush green field.",
-                "refusal": None,
-                "annotations": [],
-            },
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {
-        "prompt_tokens": 1117,
-        "completion_tokens": 46,
-        "total_tokens": 1163,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-    },
-    "service_tier": "default",
-    "system_fingerprint": "fp_fc9f1d7035",
-}
 
 
 def openai_error(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
