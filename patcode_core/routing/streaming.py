@@ -339,11 +339,8 @@ class StreamRunner:
             if not chunk.done:
                 before.take(chunk)
                 continue
-            if chunk.done:
-                suggestion = t("suggest.raise_max_tokens") if chunk.finish_reason == "length" else t("suggest.retry_later")
-                raise context.error(
-                    ErrorKind.MALFORMED_RESPONSE, t("error.malformed", detail="empty stream"), suggestion, model=model
-                )
+            suggestion = t("suggest.raise_max_tokens") if chunk.finish_reason == "length" else t("suggest.retry_later")
+            raise context.error(ErrorKind.MALFORMED_RESPONSE, t("error.malformed", detail="empty stream"), suggestion, model=model)
         raise context.error(ErrorKind.CONNECTION, t("error.stream_cut"), t("suggest.retry_later"), model=model)
 
     # -- reading: after the first token --------------------------------
