@@ -122,3 +122,32 @@ class SharedDotenvSource(DotEnvSettingsSource):
             # extra fields, only for the model to drop them: skip that work.
             return EnvSettingsSource.__call__(self)
         return super().__call__()
+
+
+_PLAIN_VALUE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,:/@+-")
+
+
+def write_settings(path: Path, values: Mapping[str, str]) -> None:
+    """Set each ``NAME=value`` in the ``.env`` at ``path``, replacing earlier lines, keeping every other line.
+
+    A value with characters outside a plain set is written in single quotes;
+    one with a newline, a NUL or a quote of that kind is refused, so no value
+    can smuggle a second setting into the file.
+
+    :raises ValueError: for such a value.
+    """
+    rendered = {}
+    for name, value in values.items():
+        if any(char in value for char in "\n\r\0'"):
+            raise ValueError(f"{name}: value cannot be written to .env")
+        rendered[name] = value if set(value) <= _PLAIN_VALUE else f"'{value}'"
+    lines = path.read_text(encoding=ENCODING).splitlines() if path.exists() else []
+    written: set[str] = set()
+    for index, line in enumerate(lines):
+        stripped = line.strip().removeprefix("export ").lstrip()
+        name = stripped.partition("=")[0].strip()
+        if "=" in stripped and name in rendered:
+            lines[index] = f"{name}={rendered[name]}"
+            written.add(name)
+    lines.extend(f"{name}={value}" for name, value in rendered.items() if name not in written)
+    path.write_text("\n".join(lines) + "\n", encoding=ENCODING)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 
 LANGUAGES = ("es", "en")
 DEFAULT_LANGUAGE = "es"
+#: The language of one task, when it is not the process's: a web page in the browser's language.
+language_override: ContextVar[str | None] = ContextVar("patcode_language", default=None)
 
 
 def language_from_setting(value: str) -> str | None:
@@ -22,6 +25,9 @@ def language_from_setting(value: str) -> str | None:
 
 def current_language() -> str:
     """The language user-facing text is rendered in right now."""
+    override = language_override.get()
+    if override is not None:
+        return override
     chosen = os.environ.get("PATCODE_LANG", "").strip()
     if chosen:
         return language_from_setting(chosen) or DEFAULT_LANGUAGE

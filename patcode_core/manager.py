@@ -329,6 +329,37 @@ class LLMManager:
         self._current = name
         return name
 
+    @property
+    def fallback_order(self) -> list[FallbackEntry]:
+        """The order a request walks when its provider fails (``LLM_FALLBACK_ORDER``, or every provider by priority)."""
+        return list(self._fallback)
+
+    def set_fallback_order(self, entries: Sequence[FallbackEntry]) -> list[FallbackEntry]:
+        """Walk ``entries`` from now on, the first one tried first; an unknown provider raises a clear error.
+
+        Repeats are dropped. Nothing is written: persisting is the caller's choice (``patcode serve``'s page).
+        """
+        unique: list[FallbackEntry] = []
+        for entry in entries:
+            if entry.provider not in self.installed:
+                raise self._unknown_error(entry.provider)
+            if entry not in unique:
+                unique.append(entry)
+        if not unique:
+            raise UsageError(t("error.empty_order"))
+        self._fallback = unique
+        self._current = unique[0].provider
+        self._routes.clear()
+        return self.fallback_order
+
+    def first_entry(self, provider: str | None = None, model: str | None = None) -> FallbackEntry:
+        """Where a request with this provider and model goes first (the current provider when none is named)."""
+        return self._route(provider, model, False)[0]
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any configured secret (keys, URL passwords): for text from providers and plugins."""
+        return self._scrub_text(text)
+
     def model_of(self, name: str) -> str:
         """The model a provider uses when the route names none."""
         return self._contexts[name].settings.model

@@ -24,7 +24,7 @@ from patcode_core.paths import DATABASE_NAME
 from patcode_core.types import CachedAnswer, CompletionRequest, Usage
 
 if TYPE_CHECKING:
-    from patcode_core.accounting.store import UsageStore
+    from patcode_core.accounting.store import Attempt, UsageStore
 
 __all__ = ["DATABASE_NAME", "UsageLog", "cache_key", "cache_scope", "normalized_text"]
 
@@ -116,6 +116,8 @@ class UsageLog:
         self.cache_for = cache_for
         self.cache_ttl = cache_ttl
         self.log_content = log_content
+        #: Hear each history row as it is queued (the gateway's metrics); an observer's error is logged, never raised.
+        self.observers: list[Callable[[Attempt], None]] = []
 
     @property
     def store(self) -> UsageStore:
@@ -196,25 +198,31 @@ class UsageLog:
         prompt = None
         if self.log_content and request is not None and request.messages:
             prompt = request.messages[-1].content
-        store.record(
-            Attempt(
-                at=time.time(),
-                provider=provider,
-                model=model,
-                outcome=outcome,
-                error_kind=error_kind,
-                latency=latency,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                ttft=ttft,
-                cost=cost,
-                fallback_from=fallback_from,
-                cached=cached,
-                conversation=request.conversation if request is not None else None,
-                prompt=prompt,
-                answer=answer if self.log_content else None,
-            )
+        row = Attempt(
+            at=time.time(),
+            provider=provider,
+            model=model,
+            outcome=outcome,
+            error_kind=error_kind,
+            latency=latency,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            ttft=ttft,
+            cost=cost,
+            fallback_from=fallback_from,
+            cached=cached,
+            conversation=request.conversation if request is not None else None,
+            prompt=prompt,
+            answer=answer if self.log_content else None,
         )
+        store.record(row)
+        for observer in self.observers:
+            try:
+                observer(row)
+            except Exception as exc:  # metrics never break a call
+                from patcode_core.log import get_logger
+
+                get_logger().debug("usage_observer_failed", error=repr(exc))
         self._report_lost(store)
 
     def _key(self, provider: str, request: CompletionRequest) -> str:

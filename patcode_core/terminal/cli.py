@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"patcode {__version__}", help=t("cli.help_version")
     )
-    commands = parser.add_subparsers(dest="command", metavar="{chat,llm,plugins}", title=t("cli.commands_title"))
+    commands = parser.add_subparsers(dest="command", metavar="{chat,llm,plugins,serve}", title=t("cli.commands_title"))
     chat = commands.add_parser("chat", help=t("cli.help_chat"), description=t("cli.help_chat"))
     chat.add_argument("prompt", help=t("cli.help_prompt"))
     chat.add_argument("--provider", metavar=t("cli.metavar_name"), help=t("cli.help_provider"))
@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("action", nargs="?", choices=["new"], help=t("cli.help_plugins_new"))
     plugins.add_argument("name", nargs="?", metavar=t("cli.metavar_name"), help=t("cli.help_plugins_name"))
     plugins.add_argument("--dir", default=".", metavar=t("cli.metavar_dir"), help=t("cli.help_plugins_dir"))
+    serve = commands.add_parser("serve", help=t("cli.help_serve"), description=t("cli.serve_description"))
+    serve.add_argument("--host", default="127.0.0.1", help=t("cli.help_serve_host"))
+    serve.add_argument("--port", type=int, default=8787, help=t("cli.help_serve_port"))
     parser.set_defaults(llm_help=llm.format_help)
     return parser
 
@@ -130,16 +133,9 @@ def _print_answer(facade: SyncLLMManager, result: object) -> None:
 
 def persist_default_provider(name: str, path: Path) -> None:
     """Write ``LLM_DEFAULT_PROVIDER=name`` into ``path`` (replacing an earlier line)."""
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    wanted = f"LLM_DEFAULT_PROVIDER={name}"
-    replaced = False
-    for index, line in enumerate(lines):
-        if line.strip().startswith("LLM_DEFAULT_PROVIDER=") or line.strip().startswith("export LLM_DEFAULT_PROVIDER="):
-            lines[index] = wanted
-            replaced = True
-    if not replaced:
-        lines.append(wanted)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from patcode_core.dotenv_file import write_settings
+
+    write_settings(path, {"LLM_DEFAULT_PROVIDER": name})
 
 
 def run_llm_command(facade: SyncLLMManager, words: Sequence[str], *, persist: bool) -> int:
@@ -358,6 +354,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "llm" and any(word in ("-h", "--help") for word in args.words):  # patcode llm stats --help
         print(args.llm_help(), end="")
         return EXIT_OK
+    if args.command == "serve":  # builds its own manager, closed when the server stops
+        from patcode_core.gateway.serve import run
+
+        return run(args.host, args.port)
     facade = _facade()
     try:
         if args.command == "chat":
