@@ -334,6 +334,8 @@ MESSAGES: dict[str, str] = {
     "cli.help_serve": "serve PatCode as an OpenAI-compatible API and a web page",
     "cli.serve_description": "Serve PatCode as a gateway compatible with OpenAI's API (/v1/chat/completions, /v1/models), with /metrics for Prometheus and a web page at /. Listens on 127.0.0.1 unless --host says otherwise; beyond loopback it requires PATCODE_SERVER_TOKEN.",
     "cli.help_serve_host": "address to listen on (default 127.0.0.1)",
+    "cli.metavar_host": "HOST",
+    "cli.metavar_port": "PORT",
     "cli.help_serve_port": "port (default 8787; 0 picks a free one)",
     "serve.listening": "PatCode gateway listening on {url}",
     "serve.auth_on": "[INFO] Authentication: Authorization: Bearer with PATCODE_SERVER_TOKEN (the page too).",

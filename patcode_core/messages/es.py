@@ -334,6 +334,8 @@ MESSAGES: dict[str, str] = {
     "cli.help_serve": "sirve PatCode como API compatible con OpenAI y página web",
     "cli.serve_description": "Sirve PatCode como gateway compatible con la API de OpenAI (/v1/chat/completions, /v1/models), con /metrics para Prometheus y una página web en /. Escucha en 127.0.0.1 salvo que --host diga otra cosa; fuera de loopback exige PATCODE_SERVER_TOKEN.",
     "cli.help_serve_host": "dirección en la que escuchar (por defecto 127.0.0.1)",
+    "cli.metavar_host": "DIRECCIÓN",
+    "cli.metavar_port": "PUERTO",
     "cli.help_serve_port": "puerto (por defecto 8787; 0 elige uno libre)",
     "serve.listening": "Gateway de PatCode escuchando en {url}",
     "serve.auth_on": "[INFO] Autenticación: Authorization: Bearer con PATCODE_SERVER_TOKEN (también para la página).",

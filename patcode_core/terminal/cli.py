@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("name", nargs="?", metavar=t("cli.metavar_name"), help=t("cli.help_plugins_name"))
     plugins.add_argument("--dir", default=".", metavar=t("cli.metavar_dir"), help=t("cli.help_plugins_dir"))
     serve = commands.add_parser("serve", help=t("cli.help_serve"), description=t("cli.serve_description"))
-    serve.add_argument("--host", default="127.0.0.1", help=t("cli.help_serve_host"))
-    serve.add_argument("--port", type=int, default=8787, help=t("cli.help_serve_port"))
+    serve.add_argument("--host", default="127.0.0.1", metavar=t("cli.metavar_host"), help=t("cli.help_serve_host"))
+    serve.add_argument("--port", type=int, default=8787, metavar=t("cli.metavar_port"), help=t("cli.help_serve_port"))
     parser.set_defaults(llm_help=llm.format_help)
     return parser
 
