@@ -22,8 +22,11 @@ from patcode_core.types import Message
 
 #: Roles the gateway forwards; ``developer`` is OpenAI's newer name for ``system``.
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-#: Accepted and not forwarded: they never change an answer.
-IGNORED = {"user", "metadata", "store", "seed", "service_tier", "parallel_tool_calls", "prompt_cache_key", "safety_identifier"}
+#: Accepted (type-checked) and not forwarded: they never change an answer.
+IGNORED: dict[str, type | tuple[type, ...]] = {
+    "user": str, "metadata": dict, "store": bool, "seed": int, "service_tier": str, "parallel_tool_calls": bool,
+    "prompt_cache_key": str, "safety_identifier": str,
+}
 #: Accepted only at the value that changes nothing.
 NEUTRAL = {
     "top_p": (1, 1.0, None),
@@ -74,6 +77,19 @@ def parse_json(body: bytes) -> Any:
         raise bad_request(t("gateway.not_json")) from None
 
 
+def _check_ignored(body: dict[str, Any], name: str) -> None:
+    """A field that changes nothing must still have its documented type (``metadata``: strings to strings)."""
+    value = body[name]
+    if value is None:
+        return
+    wanted = IGNORED[name]
+    fits = isinstance(value, wanted) and not (isinstance(value, bool) and wanted is not bool)
+    if fits and name == "metadata":
+        fits = all(isinstance(key, str) and isinstance(item, str) for key, item in value.items())
+    if not fits:
+        raise bad_request(t("gateway.bad_type", param=name), name)
+
+
 def _is_neutral(value: Any, allowed: tuple[Any, ...]) -> bool:
     """``value`` is one of ``allowed`` (``True`` is not ``1`` here, nor ``False`` ``0``)."""
     for neutral in allowed:
@@ -108,9 +124,11 @@ def _messages(value: Any) -> tuple[Message, ...]:
         if not isinstance(item, dict):
             raise bad_request(t("gateway.bad_message"), where)
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise bad_request(t("gateway.bad_role", role=str(role)[:40], roles=", ".join(ROLES)), f"{where}.role")
         extra = set(item) - {"role", "content", "name"}
+        if "name" in item and not isinstance(item["name"], str):
+            raise bad_request(t("gateway.bad_type", param="name"), f"{where}.name")
         if extra:
             raise bad_request(t("gateway.unsupported", param=sorted(extra)[0]), f"{where}.{sorted(extra)[0]}")
         messages.append(Message(ROLES[role], _text(item.get("content"), f"{where}.content")))
@@ -130,6 +148,8 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int) -> int | None
     value = body.get(name)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():  # 205.0 is an integer to JSON Schema and to OpenAI
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise bad_request(t("gateway.bad_integer", param=name, low=low, high=high), name)
     return value
@@ -160,7 +180,10 @@ def parse_chat(body: Any) -> ChatCall:
     if not isinstance(body, dict):
         raise bad_request(t("gateway.body_not_object"))
     for name in body:
-        if name in KNOWN or name in IGNORED:
+        if name in KNOWN:
+            continue
+        if name in IGNORED:
+            _check_ignored(body, name)
             continue
         if name in NEUTRAL:
             if not _is_neutral(body[name], NEUTRAL[name]):
@@ -177,6 +200,7 @@ def parse_chat(body: Any) -> ChatCall:
         if not isinstance(options, dict) or set(options) - {"include_usage", "include_obfuscation"}:
             raise bad_request(t("gateway.bad_stream_options"), "stream_options")
         include_usage = _flag(options, "include_usage")
+        _flag(options, "include_obfuscation")
     limit = _integer(body, "max_completion_tokens", 1, MAX_TOKENS)
     legacy = _integer(body, "max_tokens", 1, MAX_TOKENS)
     return ChatCall(

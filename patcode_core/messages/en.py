@@ -373,6 +373,7 @@ MESSAGES: dict[str, str] = {
     "gateway.stream_options_without_stream": "'stream_options' is only valid with \"stream\": true",
     "gateway.bad_stream_options": "'stream_options' only supports include_usage",
     "gateway.unsupported": "'{param}' is not supported by PatCode with that value: refused rather than silently ignored",
+    "gateway.bad_type": "'{param}' does not have the type OpenAI's API documents",
     "gateway.unknown_param": "Unknown parameter: '{param}'",
     "gateway.stream_broke": "The answer from '{provider}' broke mid-way ({reason}); the gateway does not continue it on another provider, so as not to join two answers. Repeat the request",
     "page.subtitle": "gateway {version}",

@@ -373,6 +373,7 @@ MESSAGES: dict[str, str] = {
     "gateway.stream_options_without_stream": "'stream_options' solo vale con \"stream\": true",
     "gateway.bad_stream_options": "'stream_options' solo admite include_usage",
     "gateway.unsupported": "'{param}' no está admitido por PatCode con ese valor: se rechaza para no ignorarlo en silencio",
+    "gateway.bad_type": "'{param}' no tiene el tipo que documenta la API de OpenAI",
     "gateway.unknown_param": "Parámetro desconocido: '{param}'",
     "gateway.stream_broke": "La respuesta de '{provider}' se cortó a medias ({reason}); el gateway no la continúa con otro provider para no mezclar dos respuestas. Repite la petición",
     "page.subtitle": "gateway {version}",
