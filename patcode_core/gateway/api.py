@@ -1,4 +1,4 @@
-"""The OpenAI-compatible endpoints: chat completions (plain and streamed), models, health, readiness, metrics.
+"""The chat-completions-compatible endpoints: chat completions (plain and streamed), models, health, readiness, metrics.
 
 A streamed answer's headers leave only when its first token has arrived, so
 every failure before it (a provider down, rate-limited, silent past its
@@ -7,7 +7,7 @@ never seen by the client, and a call that fails everywhere gets a real HTTP
 error status. Once text has been sent, the provider that sent it is the only
 one the client will hear: if its stream breaks, the gateway does not
 restart the answer elsewhere (that would join two providers' text) but ends
-the stream with an error event in OpenAI's shape and no ``[DONE]``.
+the stream with an error event in the chat-completions API's shape and no ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    """An error in OpenAI's shape."""
+    """An error in the chat-completions API's shape."""
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 

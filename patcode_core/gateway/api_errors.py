@@ -1,4 +1,4 @@
-"""Every failure as OpenAI's error body (``{"error": {"message", "type", "param", "code"}}``) with the right status."""
+"""Every failure as the chat-completions API's error body (``{"error": {"message", "type", "param", "code"}}``) with the right status."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class ApiError(Exception):
 
     :param status: the HTTP status.
     :param message: one readable text naming the cause and the fix (already free of secrets).
-    :param type: OpenAI's error ``type`` (``invalid_request_error``, ``server_error``...).
-    :param code: OpenAI's error ``code`` (``model_not_found``, ``rate_limit_exceeded``...).
+    :param type: the chat-completions API's error ``type`` (``invalid_request_error``, ``server_error``...).
+    :param code: the chat-completions API's error ``code`` (``model_not_found``, ``rate_limit_exceeded``...).
     :param param: the request field at fault, when one is.
     :param headers: extra response headers (``Retry-After``).
     :param failures: each provider's failure, when providers were tried.
@@ -47,7 +47,7 @@ class ApiError(Exception):
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def body(self) -> dict[str, Any]:
-        """The JSON body, in OpenAI's shape (``failures`` is PatCode's addition)."""
+        """The JSON body, in the chat-completions API's shape (``failures`` is PatCode's addition)."""
         error: dict[str, Any] = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
         if self.failures:
             error["failures"] = self.failures

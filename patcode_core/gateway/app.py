@@ -119,7 +119,7 @@ class Guard:
 
 
 def _api(handler: Any) -> Any:
-    """An endpoint whose every failure is answered in OpenAI's shape (an unexpected one logged, never a traceback)."""
+    """An endpoint whose every failure is answered in the chat-completions API's shape (an unexpected one logged, never a traceback)."""
 
     async def endpoint(request: Request) -> Response:
         try:

@@ -1,4 +1,4 @@
-"""OpenAI's ``POST /v1/chat/completions`` body, read and checked: what the manager is asked to do.
+"""the chat-completions API's ``POST /v1/chat/completions`` body, read and checked: what the manager is asked to do.
 
 Only what PatCode can honour is accepted. A parameter that would change the
 answer and that the providers behind PatCode are not given (``tools``,
@@ -20,7 +20,7 @@ from patcode_core.gateway.api_errors import ApiError, bad_request
 from patcode_core.i18n import t
 from patcode_core.types import Message
 
-#: Roles the gateway forwards; ``developer`` is OpenAI's newer name for ``system``.
+#: Roles the gateway forwards; ``developer`` is the API's newer name for ``system``.
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 #: Accepted (type-checked) and not forwarded: they never change an answer.
 IGNORED: dict[str, type | tuple[type, ...]] = {
@@ -148,7 +148,7 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int) -> int | None
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():  # 205.0 is an integer to JSON Schema and to OpenAI
+    if isinstance(value, float) and value.is_integer():  # 205.0 is an integer to JSON Schema and to the API's reference
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise bad_request(t("gateway.bad_integer", param=name, low=low, high=high), name)

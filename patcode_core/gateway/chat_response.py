@@ -1,4 +1,4 @@
-"""PatCode's answers in OpenAI's chat-completions wire: ``chat.completion`` and ``chat.completion.chunk``.
+"""PatCode's answers in the chat-completions wire: ``chat.completion`` and ``chat.completion.chunk``.
 
 The ``model`` field names who answered as ``provider/model``, an id that
 ``/v1/models`` lists and that a client can send back to ask for that route.
@@ -28,7 +28,7 @@ def answered_by(provider: str, model: str) -> str:
 
 
 def usage_body(usage: Usage) -> dict[str, int] | None:
-    """OpenAI's ``usage``, or ``None`` when the provider did not count both sides."""
+    """the chat-completions API's ``usage``, or ``None`` when the provider did not count both sides."""
     if usage.input_tokens is None or usage.output_tokens is None:
         return None
     return {
@@ -39,7 +39,7 @@ def usage_body(usage: Usage) -> dict[str, int] | None:
 
 
 def finish_reason(result: CompletionResult) -> str:
-    """The ``finish_reason``: the provider's when it is one of OpenAI's words, else ``stop`` (a whole answer)."""
+    """The ``finish_reason``: the provider's when it is one of the chat-completions API's words, else ``stop`` (a whole answer)."""
     return result.finish_reason if result.finish_reason in _FINISH else FINISH_STOP
 
 
@@ -99,5 +99,5 @@ class ChunkWriter:
 
     @staticmethod
     def error(body: dict[str, Any]) -> bytes:
-        """An error event: OpenAI's error body on a ``data:`` line (the official SDKs raise it); no ``[DONE]`` follows."""
+        """An error event: the chat-completions API's error body on a ``data:`` line (the official SDKs raise it); no ``[DONE]`` follows."""
         return b"data: " + json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace") + b"\n\n"
