@@ -48,7 +48,7 @@ def test_the_core_suite_passes_with_a_foreign_plugin_installed(tmp_path: Path) -
     assert "  ✅ zeta — patcode-zeta 0.1.0" in listed.stdout, listed.stdout + listed.stderr
     suite = subprocess.run(
         [sys.executable, "-m", "pytest", "tests", "-q", "-x", "-p", "no:cacheprovider",
-         "--deselect", "tests/test_real_llama_server.py"],
+         "--deselect", "tests/test_real_llama_server.py", "--deselect", "tests/test_gateway_page.py"],
         cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=1200,
     )
     tail = "\n".join(suite.stdout.splitlines()[-30:])

@@ -34,7 +34,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
                                "base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on the page's own forms.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -73,7 +74,9 @@ async def index(request: Request) -> Response:
     new_cookie = None if browser == known else browser
     if not _signed_in(request, access):
         failed = gateway.flashes.pop(browser, None) is not None
-        return _html(page.login_page(csrf, failed), 401, new_cookie)
+        login = _html(page.login_page(csrf, failed), 401, new_cookie)
+        login.headers["WWW-Authenticate"] = "Bearer"
+        return login
     period = request.query_params.get("since", "24h")
     body = await page.main_page(gateway, period if period in page.series.PERIODS else "24h", csrf, gateway.flashes.pop(browser, None))
     return _html(body, 200, new_cookie)
