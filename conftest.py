@@ -11,21 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
 from fakes.server_process import FakeProviderServer  # noqa: E402
+from helpers import provider_prefixes  # noqa: E402
 
-
-def _installed_prefixes() -> tuple[str, ...]:
-    """``LLM_``, ``PATCODE_`` and every installed provider's own prefix, third-party plugins included."""
-    from patcode_core.plugins import PluginHost
-
-    prefixes = {"LLM_", "PATCODE_", "GROQ_", "OLLAMA_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "LOCAL_"}
-    for info in PluginHost.discover().providers.values():
-        prefix = str(info.settings_class.model_config.get("env_prefix", ""))
-        if prefix:
-            prefixes.add(prefix.upper())
-    return tuple(sorted(prefixes))
-
-
-_PREFIXES = _installed_prefixes()
+_PREFIXES = provider_prefixes()
 
 
 @pytest.fixture(autouse=True)

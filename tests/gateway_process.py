@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import provider_prefixes
 
 URL_PATTERN = re.compile(r"http://\S+:\d+")
 #: A key the fake provider server accepts for every plugin (it checks none); shaped like the real ones.
@@ -36,18 +37,6 @@ OPENAI_TEST_KEY = "sk-loopback-gateway-test-key-000000"
 GROQ_TEST_KEY = "gsk_loopback_gateway_test_key_000000"
 #: Locale variables that would choose the language when PATCODE_LANG is unset.
 _LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE")
-
-
-def provider_prefixes() -> tuple[str, ...]:
-    """``LLM_``, ``PATCODE_`` and every installed provider's own prefix, third-party plugins included (as conftest.py)."""
-    from patcode_core.plugins import PluginHost
-
-    prefixes = {"LLM_", "PATCODE_", "GROQ_", "OLLAMA_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "LOCAL_"}
-    for info in PluginHost.discover().providers.values():
-        prefix = str(info.settings_class.model_config.get("env_prefix", ""))
-        if prefix:
-            prefixes.add(prefix.upper())
-    return tuple(sorted(prefixes))
 
 
 def patcode_command() -> Path:

@@ -101,3 +101,13 @@ def two_server_env(primary: str, fallback: str, primary_url: str, fallback_url: 
         "LLM_FALLBACK_ORDER": f"{primary},{fallback}",
         **extra,
     }
+
+
+def provider_prefixes() -> tuple[str, ...]:
+    """``LLM_``, ``PATCODE_`` and every installed provider's own prefix, third-party plugins included."""
+    prefixes = {"LLM_", "PATCODE_", "GROQ_", "OLLAMA_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "LOCAL_"}
+    for info in PluginHost.discover().providers.values():
+        prefix = str(info.settings_class.model_config.get("env_prefix", ""))
+        if prefix:
+            prefixes.add(prefix.upper())
+    return tuple(sorted(prefixes))
