@@ -67,7 +67,7 @@ async def measure(call: Callable[[], Awaitable[object]], calls: int, concurrency
 
 
 async def run(calls: int, concurrency: int) -> None:
-    from patcode_core.context import MAX_CONNECTIONS
+    from patcode_core.connection_slots import MAX_CONNECTIONS
 
     server = FakeProviderServer()
     home = tempfile.mkdtemp(prefix="patcode-bench-")

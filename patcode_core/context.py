@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import ssl
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from patcode_core.connection_slots import CURRENT_SHARD, PER_SHARD, SHARDS, ConnectionSlots
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
 from patcode_core.provider_settings import ProviderSettings
@@ -25,10 +25,6 @@ from patcode_core.wire.transport import transport_error
 #: The model of the attempt in flight, so response headers are booked to it.
 ATTEMPT_MODEL: ContextVar[str | None] = ContextVar("patcode_attempt_model", default=None)
 USER_AGENT = "patcode/0.1"
-#: Connections kept per provider: enough for 100 concurrent calls without reconnecting.
-#: Requests beyond it queue on :attr:`ProviderContext.slots` (FIFO, cheap) rather
-#: than in httpcore's pool, whose queue costs grow with its length.
-MAX_CONNECTIONS = 32
 
 
 class _OnFirstUse(httpx.AsyncBaseTransport):
@@ -118,8 +114,8 @@ class ProviderContext:
         self.requests_per_minute = RequestsPerMinute(settings.rpm)
         self.quota = QuotaTracker(headers=info.rate_limit_headers)
         #: At most MAX_CONNECTIONS requests in flight; the rest wait here, in order.
-        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
-        self._client: httpx.AsyncClient | None = None
+        self.slots = ConnectionSlots()
+        self._clients: list[httpx.AsyncClient | None] = [None] * SHARDS
         self._secrets = settings.secret_values()
 
     @property
@@ -139,10 +135,12 @@ class ProviderContext:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """The provider's HTTP client, created once and reused."""
-        if self._client is None:
-            limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
-            self._client = httpx.AsyncClient(
+        """The provider's HTTP client for this request (one of :data:`SHARDS`, each created once and reused)."""
+        index = CURRENT_SHARD.get()
+        client = self._clients[index]
+        if client is None:
+            limits = httpx.Limits(max_connections=PER_SHARD, max_keepalive_connections=PER_SHARD)
+            client = self._clients[index] = httpx.AsyncClient(
                 base_url=self.settings.base_url,
                 timeout=httpx.Timeout(
                     self.settings.timeout, connect=self.connect_timeout, read=self.first_byte_timeout
@@ -153,7 +151,7 @@ class ProviderContext:
                 event_hooks={"response": [self._bound_body, self._observe_rate_limits]},
                 follow_redirects=False,
             )
-        return self._client
+        return client
 
     async def _bound_body(self, response: httpx.Response) -> None:
         bound_response(response, self.max_response_bytes)
@@ -269,7 +267,8 @@ class ProviderContext:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP client, if one was opened."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Close the HTTP clients that were opened."""
+        opened = [client for client in self._clients if client is not None]
+        self._clients = [None] * SHARDS
+        for client in opened:
+            await client.aclose()

@@ -22,7 +22,7 @@ from fakes.server_process import FakeProviderServer
 from helpers import FakeProvider, failing, manager_with, two_server_env
 
 from patcode_core import hookimpl
-from patcode_core.context import MAX_CONNECTIONS
+from patcode_core.connection_slots import MAX_CONNECTIONS
 from patcode_core.errors import ErrorKind
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost

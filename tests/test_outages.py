@@ -11,7 +11,7 @@ import pytest
 from fakes.server_process import FakeProviderServer
 from helpers import two_server_env
 
-from patcode_core.context import MAX_CONNECTIONS
+from patcode_core.connection_slots import MAX_CONNECTIONS
 from patcode_core.errors import PatCodeError
 from patcode_core.manager import LLMManager
 from patcode_core.plugins import PluginHost
@@ -141,7 +141,8 @@ async def test_a_thousand_concurrent_calls_with_mixed_faults(
                 assert figures.successes + figures.failures + figures.cancelled == figures.requests
             assert stats["openai"].successes + stats["ollama"].successes == len(answers)
             assert sum(r.provider == "openai" for r in answers) == stats["openai"].successes
-            assert len(manager._contexts["openai"].client._transport._pool.connections) <= MAX_CONNECTIONS  # type: ignore[attr-defined]
+            clients = [client for client in manager._contexts["openai"]._clients if client is not None]
+            assert sum(len(client._transport._pool.connections) for client in clients) <= MAX_CONNECTIONS  # type: ignore[attr-defined]
             del outcomes, answers, errors
             gc.collect()
             resident.append(resident_bytes())

@@ -9,7 +9,6 @@ import pytest
 from helpers import FakeProvider, host_with, manager_with
 
 from patcode_core import hookimpl
-from patcode_core.context import MAX_CONNECTIONS
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager, SyncLLMManager
 from patcode_core.types import CompletionRequest, CompletionResult, StreamChunk, StreamStarted, TextDelta
@@ -83,7 +82,7 @@ async def test_stopping_early_closes_the_stream_and_frees_its_slot() -> None:
                 break
         await stream.aclose()
         context = manager._contexts["alpha"]
-        assert alpha.closed == 1 and context.slots._value == MAX_CONNECTIONS
+        assert alpha.closed == 1 and context.slots.in_flight == 0
         figures = manager.stats()["alpha"]
         assert (figures.requests, figures.failures, figures.cancelled) == (1, 0, 1)
 

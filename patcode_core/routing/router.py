@@ -431,14 +431,14 @@ class Router:
         try:
             if context.slots.locked():  # only a real queue needs a timer, and a second look after it
                 async with asyncio.timeout(deadline.remaining()):
-                    await context.slots.acquire()
+                    shard = await context.slots.acquire()
                 refused = self._after_queue(context, request.model, deadline, circuit, probe)
                 if refused is not None:
-                    context.slots.release()
+                    context.slots.release(shard)
                     refused.skipped = True
                     raise refused
             else:
-                await context.slots.acquire()
+                shard = await context.slots.acquire()
         except TimeoutError:
             error = self._timed_out(context, request.model, True, deadline)
             error.skipped = True
@@ -451,7 +451,7 @@ class Router:
             return value, latency
         finally:
             if not keep:
-                context.slots.release()
+                context.slots.release(shard)
 
     def _after_queue(
         self, context: ProviderContext, model: str, deadline: Deadline, circuit: CircuitBreaker | None, probe: bool

@@ -13,6 +13,7 @@ carrying the partial text (``=error``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from patcode_core.config import FallbackEntry
+from patcode_core.connection_slots import CURRENT_SHARD
 from patcode_core.context import ProviderContext
 from patcode_core.errors import ErrorKind, PatCodeError, ProviderError, StreamInterruptedError
 from patcode_core.i18n import t
@@ -300,7 +302,8 @@ class StreamRunner:
                 raise
         waited = time.perf_counter() - started
         to_first_byte = (first_byte[0] - started) if first_byte else waited
-        return LiveStream(chunks, first, started, waited, context.slots.release, to_first_byte, limits), waited
+        release = functools.partial(context.slots.release, CURRENT_SHARD.get())  # the slot this task was given
+        return LiveStream(chunks, first, started, waited, release, to_first_byte, limits), waited
 
     async def _chunks(self, context: ProviderContext, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
         """The provider's chunks: its ``provider_stream``, or its whole answer as one chunk."""
