@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from fakes.server_process import FakeProviderServer  # noqa: E402
 from helpers import provider_prefixes  # noqa: E402
 
 _PREFIXES = provider_prefixes()
+#: PATCODE_HTTP_CLIENT=aiohttp on the pytest command line runs the suite over the aiohttp transport.
+_HTTP_CLIENT = os.environ.get("PATCODE_HTTP_CLIENT", "")
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +28,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         if name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PATCODE_LANG", "es")
+    if _HTTP_CLIENT:
+        monkeypatch.setenv("PATCODE_HTTP_CLIENT", _HTTP_CLIENT)
     monkeypatch.setenv("PATCODE_HOME", str(tmp_path / "patcode-home"))  # never the real user data directory
     monkeypatch.chdir(tmp_path)
     from patcode_core.redact import forget_all

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from patcode_core.connection_slots import CURRENT_SHARD, PER_SHARD, SHARDS, ConnectionSlots
+from patcode_core.connection_slots import CURRENT_SHARD, MAX_CONNECTIONS, PER_SHARD, SHARDS, ConnectionSlots
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.i18n import t
 from patcode_core.provider_settings import ProviderSettings
@@ -106,8 +106,12 @@ class ProviderContext:
         timeouts: Timeouts | None = None,
         *,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        http_client: str = "httpx",
     ) -> None:
         self.info = info
+        #: ``httpx`` (its own transport, in :data:`SHARDS` small pools) or ``aiohttp``
+        #: (:mod:`patcode_core.wire.aiohttp_transport`, one pool: ``patcode serve``'s choice).
+        self.http_client = http_client
         self.settings = settings
         self.timeouts = timeouts or Timeouts()
         self.max_response_bytes = max_response_bytes
@@ -136,20 +140,25 @@ class ProviderContext:
     @property
     def client(self) -> httpx.AsyncClient:
         """The provider's HTTP client for this request (one of :data:`SHARDS`, each created once and reused)."""
-        index = CURRENT_SHARD.get()
+        index = CURRENT_SHARD.get() if self.http_client == "httpx" else 0
         client = self._clients[index]
         if client is None:
-            limits = httpx.Limits(max_connections=PER_SHARD, max_keepalive_connections=PER_SHARD)
+            if self.http_client == "aiohttp":
+                from patcode_core.wire.aiohttp_transport import AiohttpTransport
+
+                options: dict[str, Any] = {"transport": AiohttpTransport(MAX_CONNECTIONS, shared_tls), "trust_env": False}
+            else:
+                limits = httpx.Limits(max_connections=PER_SHARD, max_keepalive_connections=PER_SHARD)
+                options = {"limits": limits, **_tls_options(limits)}
             client = self._clients[index] = httpx.AsyncClient(
                 base_url=self.settings.base_url,
                 timeout=httpx.Timeout(
                     self.settings.timeout, connect=self.connect_timeout, read=self.first_byte_timeout
                 ),
                 headers={"User-Agent": USER_AGENT},
-                limits=limits,
-                **_tls_options(limits),
                 event_hooks={"response": [self._bound_body, self._observe_rate_limits]},
                 follow_redirects=False,
+                **options,
             )
         return client
 

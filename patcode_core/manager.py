@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from patcode_core.accounting.prices import PriceBook, parse_price_overrides
+from patcode_core.accounting.store_target import is_postgres_url
 from patcode_core.accounting.usage import DATABASE_NAME, UsageLog, cache_scope
 from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
 from patcode_core.context import ProviderContext, Timeouts
@@ -106,6 +107,24 @@ class _RouteEvents:
         self._emit("error", event, fields)
 
 
+HTTP_CLIENTS = ("httpx", "aiohttp")
+
+
+def _http_client(chosen: str | None) -> str:
+    """The HTTP client asked for (``PATCODE_HTTP_CLIENT`` by default), checked: a clear error when unusable."""
+    import os
+
+    name = (chosen or os.environ.get("PATCODE_HTTP_CLIENT", "") or "httpx").strip().lower()
+    if name not in HTTP_CLIENTS:
+        raise ConfigError(t("config.bad_http_client", value=name[:40], choices=", ".join(HTTP_CLIENTS)))
+    if name == "aiohttp":
+        import importlib.util
+
+        if importlib.util.find_spec("aiohttp") is None:
+            raise ConfigError(t("config.no_aiohttp"), install_hint())
+    return name
+
+
 def install_hint() -> str:
     """How a provider is added to this PatCode: the plugin packages installed, and pip for this very Python."""
     import shlex
@@ -166,6 +185,8 @@ class LLMManager:
     :param settings: loaded settings (default: environment and ``.env``).
     :param host: the plugin host (default: every installed plugin).
     :param env_file: the ``.env`` to read when ``settings`` is not given.
+    :param http_client: ``httpx`` or ``aiohttp`` under the providers' httpx clients
+        (default: ``PATCODE_HTTP_CLIENT``, else ``httpx``; see :mod:`patcode_core.wire.aiohttp_transport`).
     """
 
     def __init__(
@@ -174,6 +195,7 @@ class LLMManager:
         host: PluginHost | None = None,
         *,
         env_file: str | Path | None = DEFAULT_ENV_FILE,
+        http_client: str | None = None,
     ) -> None:
         self._events = _RouteEvents(get_logger())
         self._log: Any = self._events
@@ -182,8 +204,10 @@ class LLMManager:
         self._host.report_broken()  # after the settings: their secrets are now redacted from plugin errors
         llm = self.settings.llm
         timeouts = Timeouts(connect=llm.connect_timeout, first_byte=llm.first_byte_timeout)
+        client = _http_client(http_client)
         self._contexts = {
-            name: ProviderContext(info, llm.provider(name), timeouts, max_response_bytes=llm.max_response_bytes)
+            name: ProviderContext(info, llm.provider(name), timeouts, max_response_bytes=llm.max_response_bytes,
+                                  http_client=client)
             for name, info in self._host.providers.items()
             if name in llm.providers
         }
@@ -239,14 +263,21 @@ class LLMManager:
             name: cache_scope(self._contexts[name].settings.base_url, self._contexts[name].settings.api_key_value())
             for name in cache_for
         }
+        # on: SQLite in the data directory (found at first use); off: memory; a postgresql:// URL: that server.
+        target: Path | str | Callable[[], Path] | None = lambda: data_dir() / DATABASE_NAME
+        history_off = "history_off"
+        if llm.stats_store == "off":
+            target = None
+        elif is_postgres_url(llm.stats_store):
+            target, history_off = llm.stats_store, "history_off_server"
         return UsageLog(
-            None if llm.stats_store == "off" else lambda: data_dir() / DATABASE_NAME,
+            target,
             PriceBook(published, parse_price_overrides(llm.prices)),
             cache_for=cache_for,
             scopes=scopes,
             cache_ttl=llm.cache_ttl,
             log_content=llm.log_content,
-            on_unavailable=lambda reason: self._log.warning("history_off", reason=self._scrub_text(reason)),
+            on_unavailable=lambda reason: self._log.warning(history_off, reason=self._scrub_text(reason)),
         )
 
     # -- configuration -------------------------------------------------

@@ -145,6 +145,7 @@ async def test_https_goes_through_one_shared_verifying_context(monkeypatch: pyte
 
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATCODE_HTTP_CLIENT", "httpx")  # this test looks at httpx's own transport
     monkeypatch.setenv("ALPHA_BASE_URL", "https://alpha.example")
     monkeypatch.setenv("BETA_BASE_URL", "https://beta.example")
     manager = manager_with(FakeProvider("alpha"), FakeProvider("beta"))

@@ -223,6 +223,16 @@ MESSAGES: dict[str, str] = {
     "store.read_only_fix": "Check the permissions of {folder} (or use another folder with PATCODE_HOME)",
     "store.delete_failed": "Nothing could be deleted from the history database {path}: {reason}",
     "store.home_invalid": "PATCODE_HOME='{value}' is not valid: '{prefix}' cannot be expanded (there is no user by that name). Use an absolute path or ~/folder",
+    "store.needs_psycopg": "LLM_STATS_STORE names a PostgreSQL server and its driver, psycopg, is missing; install it with: {command}",
+    "store.server_unreachable": "Cannot read the history at {url}: {reason}",
+    "store.server_unreachable_fix": "Check that the PostgreSQL server is running and accepts the URL in LLM_STATS_STORE (user, password, database)",
+    "log.history_rows_lost_server": "Could not write to the history database {url} ({reason}): {rows} row(s) not saved. PatCode keeps answering and will save the next ones as soon as the server answers; check that PostgreSQL is running and accepts the URL in LLM_STATS_STORE",
+    "log.history_off_server": "The history database cannot be used ({reason}); history is off for this session. PatCode keeps answering; check LLM_STATS_STORE",
+    "config.reason.stats_store": "must be on, off or a URL postgresql://host:port/database, with user:password@ before the host when needed",
+    "config.reason.stats_store_url": "is not a valid postgresql:// URL ({problem}); the form is postgresql://host:port/database, with user:password@ before the host when needed",
+    "config.reason.url_spaces": "it has spaces or control characters",
+    "config.reason.url_port": "the port must be a number from 0 to 65535",
+    "config.reason.url_syntax": "libpq does not accept it: check the parameters after '?' and that special characters in the password are written as %XX",
     # -- parsers (issue 9) --
     # -- stats and first run (issue 10) --
     "cli.stats_configured": "Configured providers: {providers}",
@@ -448,4 +458,6 @@ MESSAGES: dict[str, str] = {
     "page.col_hits": "Hits",
     "page.cache_clear": "Clear the cache",
     "page.cache_cleared": "Cache cleared: {count} answers deleted.",
+    "config.bad_http_client": "PATCODE_HTTP_CLIENT={value} is not valid: use {choices}",
+    "config.no_aiohttp": "PATCODE_HTTP_CLIENT=aiohttp needs the aiohttp package (patcode-core's 'serve' extra)",
 }

@@ -223,6 +223,16 @@ MESSAGES: dict[str, str] = {
     "store.read_only_fix": "Revisa los permisos de {folder} (o usa otra carpeta con PATCODE_HOME)",
     "store.delete_failed": "No se pudo borrar nada de la base de historial {path}: {reason}",
     "store.home_invalid": "PATCODE_HOME='{value}' no es válido: no se puede expandir '{prefix}' (no hay un usuario con ese nombre). Usa una ruta absoluta o ~/carpeta",
+    "store.needs_psycopg": "LLM_STATS_STORE nombra un servidor PostgreSQL y falta su controlador, psycopg; instálalo con: {command}",
+    "store.server_unreachable": "No se puede leer el historial en {url}: {reason}",
+    "store.server_unreachable_fix": "Comprueba que el servidor PostgreSQL está en marcha y que acepta la URL de LLM_STATS_STORE (usuario, contraseña, base de datos)",
+    "log.history_rows_lost_server": "No se pudo escribir en la base de historial {url} ({reason}): {rows} registro(s) sin guardar. PatCode sigue respondiendo y guardará los siguientes en cuanto el servidor responda; comprueba que PostgreSQL está en marcha y acepta la URL de LLM_STATS_STORE",
+    "log.history_off_server": "No se puede usar la base de historial ({reason}); el historial queda desactivado en esta sesión. PatCode sigue respondiendo; revisa LLM_STATS_STORE",
+    "config.reason.stats_store": "debe ser on, off o una URL postgresql://host:puerto/base, con usuario:contraseña@ delante del host si hace falta",
+    "config.reason.stats_store_url": "no es una URL postgresql:// válida ({problem}); la forma es postgresql://host:puerto/base, con usuario:contraseña@ delante del host si hace falta",
+    "config.reason.url_spaces": "tiene espacios o caracteres de control",
+    "config.reason.url_port": "el puerto debe ser un número de 0 a 65535",
+    "config.reason.url_syntax": "libpq no la acepta: revisa los parámetros tras '?' y que los caracteres especiales de la contraseña vayan con %XX",
     # -- parsers (issue 9) --
     # -- stats and first run (issue 10) --
     "cli.stats_configured": "Providers configurados: {providers}",
@@ -448,4 +458,6 @@ MESSAGES: dict[str, str] = {
     "page.col_hits": "Aciertos",
     "page.cache_clear": "Vaciar la caché",
     "page.cache_cleared": "Caché vaciada: {count} respuestas borradas.",
+    "config.bad_http_client": "PATCODE_HTTP_CLIENT={value} no vale: usa {choices}",
+    "config.no_aiohttp": "PATCODE_HTTP_CLIENT=aiohttp necesita el paquete aiohttp (extra 'serve' de patcode-core)",
 }
