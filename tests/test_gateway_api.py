@@ -348,3 +348,26 @@ async def test_a_provider_key_never_reaches_a_response(env: None, monkeypatch: p
     for response in responses:
         assert KEY not in response.text and KEY[-8:] not in response.text
         assert all(KEY not in value for value in response.headers.values())
+
+
+@pytest.mark.parametrize("log_content", [False, True])
+async def test_the_page_shows_recent_requests_with_content_only_when_logged(
+    env: None, monkeypatch: pytest.MonkeyPatch, log_content: bool
+) -> None:
+    monkeypatch.setenv("LLM_LOG_CONTENT", "true" if log_content else "false")
+    async with client_for(FakeProvider("a")) as client:
+        await client.post("/v1/chat/completions", json={**ASK, "messages": [{"role": "user", "content": "secret plan 42"}]})
+        page = await client.get("/")
+    assert page.status_code == 200 and 'id="recent"' in page.text
+    assert ("secret plan 42" in page.text) is log_content
+    assert ("a answers" in page.text) is log_content
+
+
+async def test_the_page_loads_nothing_from_elsewhere_and_forbids_it(env: None) -> None:
+    import re
+
+    async with client_for(FakeProvider("a")) as client:
+        page = await client.get("/")
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page.text)
+    assert "<script" not in page.text
