@@ -91,7 +91,8 @@ class LLMSettings(PatCodeSettings):
     #: ``off``, ``auto`` (at the primary's learned p95 of the first token) or seconds: when a
     #: stream's first token is late, start the next provider in parallel (see patcode_core.routing.hedging).
     hedge: str = "auto"
-    stats_store: Literal["on", "off"] = "on"
+    #: ``on`` (SQLite in the data directory), ``off`` (memory) or a ``postgresql://`` URL (shared history).
+    stats_store: str = "on"
     log_content: bool = False
     cache: bool = False
     cache_ttl: float = Field(default=86400.0, gt=0, le=MAX_CACHE_TTL)
@@ -130,10 +131,30 @@ class LLMSettings(PatCodeSettings):
             raise ValueError(t("config.bad_price", entry=str(exc))) from None
         return value
 
-    @field_validator("stream_recovery", "stats_store", mode="before")
+    @field_validator("stream_recovery", mode="before")
     @classmethod
     def _recovery_word(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("stats_store", mode="before")
+    @classmethod
+    def _store_is_on_off_or_url(cls, value: object) -> object:
+        from patcode_core.accounting.store_target import check_stats_store, url_secrets
+
+        redact.remember(url_secrets(str(value)))  # masked in the error that may quote it, and everywhere after
+        return check_stats_store(value)
+
+    def secret_values(self) -> list[str]:
+        """Every secret of the core: its ``SecretStr`` values and the password of a PostgreSQL ``LLM_STATS_STORE``."""
+        from patcode_core.accounting.store_target import url_secrets
+
+        return super().secret_values() + url_secrets(self.stats_store)
+
+    def __repr_args__(self) -> Any:
+        from patcode_core.accounting.store_target import is_postgres_url, masked_url
+
+        for name, value in super().__repr_args__():
+            yield name, masked_url(value) if name == "stats_store" and is_postgres_url(value) else value
 
     @field_validator("default_provider", mode="before")
     @classmethod

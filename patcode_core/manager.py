@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from patcode_core.accounting.prices import PriceBook, parse_price_overrides
+from patcode_core.accounting.store_target import is_postgres_url
 from patcode_core.accounting.usage import DATABASE_NAME, UsageLog, cache_scope
 from patcode_core.config import DEFAULT_ENV_FILE, FallbackEntry, Settings, load_settings
 from patcode_core.context import ProviderContext, Timeouts
@@ -262,14 +263,21 @@ class LLMManager:
             name: cache_scope(self._contexts[name].settings.base_url, self._contexts[name].settings.api_key_value())
             for name in cache_for
         }
+        # on: SQLite in the data directory (found at first use); off: memory; a postgresql:// URL: that server.
+        target: Path | str | Callable[[], Path] | None = lambda: data_dir() / DATABASE_NAME
+        history_off = "history_off"
+        if llm.stats_store == "off":
+            target = None
+        elif is_postgres_url(llm.stats_store):
+            target, history_off = llm.stats_store, "history_off_server"
         return UsageLog(
-            None if llm.stats_store == "off" else lambda: data_dir() / DATABASE_NAME,
+            target,
             PriceBook(published, parse_price_overrides(llm.prices)),
             cache_for=cache_for,
             scopes=scopes,
             cache_ttl=llm.cache_ttl,
             log_content=llm.log_content,
-            on_unavailable=lambda reason: self._log.warning("history_off", reason=self._scrub_text(reason)),
+            on_unavailable=lambda reason: self._log.warning(history_off, reason=self._scrub_text(reason)),
         )
 
     # -- configuration -------------------------------------------------

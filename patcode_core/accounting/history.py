@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from patcode_core.accounting.store import UsageStore
+from patcode_core.accounting.store_base import QueuedStore
 from patcode_core.i18n import t
 from patcode_core.routing.durations import parse_duration
 
@@ -105,15 +105,20 @@ class CacheUsage:
     hits: int
 
 
-def cache_summary(store: UsageStore, now: float | None = None) -> list[CacheUsage]:
+def cache_summary(store: QueuedStore, now: float | None = None) -> list[CacheUsage]:
     """The providers with live cache entries, with their size and how often the cache answered for them."""
     store.flush()
     rows = store.query(
         "SELECT provider, COUNT(*), SUM(LENGTH(text)) FROM cache WHERE expires > ? GROUP BY provider ORDER BY provider",
         (time.time() if now is None else now,),
     )
-    hits = dict(store.query(f"SELECT provider, SUM(n * cached) FROM ({store.rows_sql}) GROUP BY provider"))
+    hits = dict(store.query(f"SELECT provider, SUM(n * cached) FROM ({store.rows_sql}) AS every_row GROUP BY provider"))
     return [CacheUsage(provider, entries, size or 0, hits.get(provider) or 0) for provider, entries, size in rows]
+
+
+def _count(condition: str) -> str:
+    """``SUM`` of the weights ``n`` of the rows meeting ``condition``, in SQL both SQLite and PostgreSQL run."""
+    return f"SUM(CASE WHEN {condition} THEN n ELSE 0 END)"
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -124,10 +129,10 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
 
 
-def summarize(store: UsageStore, since: float | None = None, provider: str | None = None) -> list[ProviderUsage]:
+def summarize(store: QueuedStore, since: float | None = None, provider: str | None = None) -> list[ProviderUsage]:
     """Every provider's figures since ``since`` (all history when ``None``), optionally one provider only.
 
-    Counts, tokens, cost and fallbacks cover every row (:attr:`UsageStore.rows_sql`); the latency
+    Counts, tokens, cost and fallbacks cover every row (:attr:`QueuedStore.rows_sql`); the latency
     figures come from whole rows, which in a memory store are the most recent
     :data:`~patcode_core.accounting.store.MEMORY_ROWS`. Tokens and cost are those of answers the providers
     gave: a cache hit spent nothing and adds neither. An answer whose tokens were not counted is
@@ -138,20 +143,20 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
     if provider:
         where += " AND provider = ?"
         parameters.append(provider)
-    every_row = f"({store.rows_sql})"
+    every_row = f"({store.rows_sql}) AS every_row"
     answered = "outcome = 'success' AND cached = 0"
     rows = store.query(
         f"""SELECT provider,
-                SUM(n * (outcome IN ('success', 'failure', 'cancelled') AND cached = 0)),
-                SUM(n * ({answered})), SUM(n * (outcome = 'failure')),
-                SUM(n * (outcome = 'cancelled')), SUM(n * (outcome = 'skipped')), SUM(n * cached),
+                {_count("outcome IN ('success', 'failure', 'cancelled') AND cached = 0")},
+                {_count(answered)}, {_count("outcome = 'failure'")},
+                {_count("outcome = 'cancelled'")}, {_count("outcome = 'skipped'")}, SUM(n * cached),
                 SUM(CASE WHEN {answered} THEN input_tokens END),
                 SUM(CASE WHEN {answered} THEN output_tokens END),
                 SUM(CASE WHEN {answered} THEN uncounted ELSE 0 END),
                 SUM(CASE WHEN {answered} THEN cost END),
                 SUM(CASE WHEN {answered} THEN unpriced ELSE 0 END),
-                SUM(n * (outcome = 'success' AND fallback_from IS NOT NULL)),
-                SUM(n * (outcome = 'cancelled' AND error_kind = 'hedged'))
+                {_count("outcome = 'success' AND fallback_from IS NOT NULL")},
+                {_count("outcome = 'cancelled' AND error_kind = 'hedged'")}
             FROM {every_row} WHERE {where} GROUP BY provider ORDER BY provider""",
         parameters,
     )
@@ -179,7 +184,7 @@ def summarize(store: UsageStore, since: float | None = None, provider: str | Non
         "AND outcome = 'success' AND fallback_from IS NOT NULL GROUP BY fallback_from",
         parameters,
     ):
-        figures.setdefault(name, ProviderUsage(name)).fallbacks_out = count
+        figures.setdefault(name, ProviderUsage(name)).fallbacks_out = int(count)
     timings: dict[str, tuple[list[float], list[float]]] = {}
     for name, latency, ttft in store.query(
         f"SELECT provider, latency, ttft FROM attempts WHERE {where} AND {answered}", parameters
@@ -212,7 +217,7 @@ def _known_total(total: int | None, uncounted: int) -> int | None:
     return None if uncounted else 0
 
 
-def plot(store: UsageStore, path: Path, since: float | None = None, provider: str | None = None) -> Path:
+def plot(store: QueuedStore, path: Path, since: float | None = None, provider: str | None = None) -> Path:
     """Write a PNG: latency p50/p95 and requests per provider, by hour. Needs matplotlib (``patcode-core[plot]``)."""
     import matplotlib
 

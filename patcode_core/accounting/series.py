@@ -1,6 +1,6 @@
 """The usage history per provider and model, over time, and its latest rows: what ``patcode serve``'s page shows.
 
-Counts and cost come from :attr:`UsageStore.rows_sql` (every row, folded
+Counts and cost come from :attr:`QueuedStore.rows_sql` (every row, folded
 ones of a memory store included); latencies from whole rows. Cost is unknown
 (``None``), never 0, as soon as one answer of the group had no price.
 """
@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from patcode_core.accounting.history import _percentile
-from patcode_core.accounting.store import UsageStore
+from patcode_core.accounting.history import _count, _percentile
+from patcode_core.accounting.store_base import QueuedStore
 
 #: Periods the page offers: name → seconds (``None``: all the history).
 PERIODS: dict[str, float | None] = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0, "all": None}
@@ -57,16 +57,16 @@ def since_of(period: str, now: float | None = None) -> float:
     return 0.0 if seconds is None else (time.time() if now is None else now) - seconds
 
 
-def by_model(store: UsageStore, since: float) -> list[ModelUsage]:
+def by_model(store: QueuedStore, since: float) -> list[ModelUsage]:
     """Every provider and model with requests since ``since``, by provider then model."""
     store.flush()
     rows = store.query(
         f"""SELECT provider, model,
-                SUM(n * (outcome IN ('success', 'failure', 'cancelled') AND cached = 0)),
-                SUM(n * ({_ANSWERED})), SUM(n * (outcome = 'failure')), SUM(n * cached),
+                {_count("outcome IN ('success', 'failure', 'cancelled') AND cached = 0")},
+                {_count(_ANSWERED)}, {_count("outcome = 'failure'")}, SUM(n * cached),
                 SUM(CASE WHEN {_ANSWERED} THEN input_tokens END), SUM(CASE WHEN {_ANSWERED} THEN output_tokens END),
                 SUM(CASE WHEN {_ANSWERED} THEN cost END), SUM(CASE WHEN {_ANSWERED} THEN unpriced ELSE 0 END)
-            FROM ({store.rows_sql}) WHERE at >= ? GROUP BY provider, model ORDER BY provider, model""",
+            FROM ({store.rows_sql}) AS every_row WHERE at >= ? GROUP BY provider, model ORDER BY provider, model""",
         (since,),
     )
     latencies: dict[tuple[str, str], list[float]] = {}
@@ -93,18 +93,18 @@ def bucket_width(since: float, now: float, oldest: float | None) -> float:
     return next((width for width in _WIDTHS if span / width <= MAX_BUCKETS), _WIDTHS[-1])
 
 
-def over_time(store: UsageStore, since: float, now: float | None = None) -> list[Bucket]:
+def over_time(store: QueuedStore, since: float, now: float | None = None) -> list[Bucket]:
     """Requests, p50 latency and cost per time bucket since ``since``, oldest first, empty buckets included."""
     store.flush()
     now = time.time() if now is None else now
-    oldest = store.query(f"SELECT MIN(at) FROM ({store.rows_sql}) WHERE at >= ?", (since,))[0][0]
+    oldest = store.query(f"SELECT MIN(at) FROM ({store.rows_sql}) AS every_row WHERE at >= ?", (since,))[0][0]
     if oldest is None:
         return []
     width = bucket_width(since, now, oldest)
     first = math.floor(oldest / width) * width
     counts: dict[float, list[Any]] = {}
     for at, n, answered, cost, unpriced in store.query(
-        f"SELECT at, n, {_ANSWERED}, cost, unpriced FROM ({store.rows_sql}) "
+        f"SELECT at, n, CASE WHEN {_ANSWERED} THEN 1 ELSE 0 END, cost, unpriced FROM ({store.rows_sql}) AS every_row "
         "WHERE at >= ? AND outcome IN ('success', 'failure', 'cancelled') AND cached = 0", (since,)
     ):
         entry = counts.setdefault(math.floor(at / width) * width, [0, 0.0, False])
@@ -126,7 +126,7 @@ def over_time(store: UsageStore, since: float, now: float | None = None) -> list
     return buckets
 
 
-def recent(store: UsageStore, limit: int = 30, with_content: bool = False) -> list[dict[str, Any]]:
+def recent(store: QueuedStore, limit: int = 30, with_content: bool = False) -> list[dict[str, Any]]:
     """The latest history rows, newest first; prompt and answer only when ``with_content`` (``LLM_LOG_CONTENT=true``)."""
     store.flush()
     columns = "at, provider, model, outcome, error_kind, latency, input_tokens, output_tokens, cost, fallback_from, cached"

@@ -24,7 +24,8 @@ from patcode_core.paths import DATABASE_NAME
 from patcode_core.types import CachedAnswer, CompletionRequest, Usage
 
 if TYPE_CHECKING:
-    from patcode_core.accounting.store import Attempt, UsageStore
+    from patcode_core.accounting.schema import Attempt
+    from patcode_core.accounting.store_base import QueuedStore
 
 __all__ = ["DATABASE_NAME", "UsageLog", "cache_key", "cache_scope", "normalized_text"]
 
@@ -79,12 +80,14 @@ class UsageLog:
     never touches it). One that cannot be used is replaced by a store in
     memory and ``on_unavailable`` hears why, once: history is then off for
     this process but nothing else changes. Rows that cannot be written
-    later (a full disk, a read-only ``PATCODE_HOME``) are reported once, as
-    a ``history_rows_lost`` or ``history_read_only`` warning, at the next
-    attempt or at :meth:`close`; the rows after them are written when they can be.
+    later (a full disk, a read-only ``PATCODE_HOME``, a PostgreSQL server
+    gone) are reported once, as a ``history_rows_lost``, ``history_read_only``
+    or ``history_rows_lost_server`` warning, at the next attempt or at
+    :meth:`close`; the rows after them are written when they can be.
 
-    :param path: the database file (or a function that finds it, called at first use), or ``None``
-        to keep everything in memory (``LLM_STATS_STORE=off``).
+    :param path: the database file (or a function that finds it, called at first use), a PostgreSQL
+        URL (``LLM_STATS_STORE=postgresql://…``), or ``None`` to keep everything in memory
+        (``LLM_STATS_STORE=off``).
     :param prices: the price of each provider's models.
     :param cache_for: providers whose answers may be cached (empty: caching off).
     :param cache_ttl: seconds a cached answer stays valid.
@@ -96,7 +99,7 @@ class UsageLog:
 
     def __init__(
         self,
-        path: Path | Callable[[], Path] | None,
+        path: Path | str | Callable[[], Path] | None,
         prices: PriceBook,
         *,
         cache_for: frozenset[str] = frozenset(),
@@ -106,7 +109,7 @@ class UsageLog:
         scopes: Mapping[str, str] | None = None,
     ) -> None:
         self._path = path
-        self._store: UsageStore | None = None
+        self._store: QueuedStore | None = None
         self._opening = threading.Lock()
         self._on_unavailable = on_unavailable
         self._warned = False
@@ -120,19 +123,21 @@ class UsageLog:
         self.observers: list[Callable[[Attempt], None]] = []
 
     @property
-    def store(self) -> UsageStore:
-        """The open store (opened now if needed; in memory if the file cannot be used)."""
+    def store(self) -> QueuedStore:
+        """The open store (opened now if needed; in memory if the file or the server cannot be used)."""
         if self._store is None:
             with self._opening:
                 if self._store is None:
-                    from patcode_core.accounting.store import StoreUnavailable, UsageStore  # sqlite3 only when used
+                    # sqlite3 or psycopg only when used
+                    from patcode_core.accounting.store_base import StoreUnavailable
+                    from patcode_core.accounting.store_target import open_store, shown_target
 
-                    path = self._path() if callable(self._path) else self._path
+                    target = self._path() if callable(self._path) else self._path
                     try:
-                        self._store = UsageStore(path)
+                        self._store = open_store(target)
                     except StoreUnavailable as exc:
-                        self._unavailable(f"{path}: {exc}")
-                        self._store = UsageStore(None)
+                        self._unavailable(f"{shown_target(target)}: {exc}")
+                        self._store = open_store(None)
         return self._store
 
     @property
@@ -142,26 +147,29 @@ class UsageLog:
 
     @property
     def persistent(self) -> bool:
-        """True when the figures come from a database file that outlives the process (even a read-only one)."""
-        return self.store.path is not None
+        """True when the figures come from a database that outlives the process (a file, even read-only, or a server)."""
+        return self.store.persistent
 
     def _unavailable(self, reason: str) -> None:
         if not self._warned:
             self._warned = True
             self._on_unavailable(reason)
 
-    def _report_lost(self, store: UsageStore) -> None:
+    def _report_lost(self, store: QueuedStore) -> None:
         """Warn once that rows could not be written, and why."""
         if self._lost_reported or not store.lost:
             return
         self._lost_reported = True
         from patcode_core.log import get_logger
 
+        if store.remote:
+            get_logger().warning("history_rows_lost_server", url=store.location, rows=store.lost, reason=store.error)
+            return
         folder = store.path.parent if store.path is not None else ""
         if store.read_only is not None:
-            get_logger().warning("history_read_only", path=str(store.path), reason=store.read_only, folder=str(folder))
+            get_logger().warning("history_read_only", path=store.location, reason=store.read_only, folder=str(folder))
         else:
-            get_logger().warning("history_rows_lost", path=str(store.path or ":memory:"), rows=store.lost,
+            get_logger().warning("history_rows_lost", path=store.location, rows=store.lost,
                                  reason=store.error, folder=str(folder))
 
     def close(self) -> None:
@@ -191,7 +199,7 @@ class UsageLog:
         answer: str | None = None,
     ) -> None:
         """Queue one history row."""
-        from patcode_core.accounting.store import Attempt
+        from patcode_core.accounting.schema import Attempt
 
         store = self.store
         usage = usage or Usage()
