@@ -91,6 +91,10 @@ class LLMSettings(PatCodeSettings):
     #: ``off``, ``auto`` (at the primary's learned p95 of the first token) or seconds: when a
     #: stream's first token is late, start the next provider in parallel (see patcode_core.routing.hedging).
     hedge: str = "auto"
+    #: Which healthy route a call with no provider named tries first (patcode_core.routing.balancing).
+    routing: str = "fallback"
+    #: ``weighted`` routing's shares: ``acme=3,local=1`` (1 for a route not named).
+    weights: str = ""
     #: ``on`` (SQLite in the data directory), ``off`` (memory) or a ``postgresql://`` URL (shared history).
     stats_store: str = "on"
     log_content: bool = False
@@ -114,6 +118,27 @@ class LLMSettings(PatCodeSettings):
         if not 0 < seconds <= MAX_SECONDS:
             raise ValueError(t("config.reason.hedge"))
         return f"{seconds:g}"
+
+    @field_validator("routing", mode="before")
+    @classmethod
+    def _routing_strategy(cls, value: object) -> object:
+        from patcode_core.routing.balancing import STRATEGIES
+
+        text = str(value).strip().lower().replace("_", "-")
+        if text not in STRATEGIES:
+            raise ValueError(t("config.reason.routing", choices=", ".join(STRATEGIES)))
+        return text
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_parse(cls, value: str) -> str:
+        from patcode_core.routing.balancing import parse_weights
+
+        try:
+            parse_weights(value)
+        except ValueError as exc:
+            raise ValueError(t("config.bad_weight", entry=str(exc))) from None
+        return value
 
     @field_validator("first_byte_timeout", mode="before")
     @classmethod

@@ -24,7 +24,8 @@ from patcode_core.paths import data_dir
 from patcode_core.plugin_guard import guarded, run_in_thread
 from patcode_core.plugins import PluginHost
 from patcode_core.redact import redact
-from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitStatus
+from patcode_core.routing.balancing import Balancer, Candidate, parse_weights
+from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitState, CircuitStatus
 from patcode_core.routing.circuit_probes import CircuitProber
 from patcode_core.routing.learned_limits import NO_HISTORY, WINDOW, LearnedLimits, Timing
 from patcode_core.routing.ratelimit import QuotaSnapshot
@@ -34,12 +35,16 @@ if TYPE_CHECKING:
     from patcode_core.accounting.history import ProviderUsage
     from patcode_core.routing.streaming import StreamRunner
 from patcode_core.accounting.stats import ProviderStats, StatsRecorder
-from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, StreamEvent
+from patcode_core.types import Availability, CompletionRequest, CompletionResult, Message, StreamEvent, Usage
 
 #: Status checks never take longer than this, whatever a provider's timeout.
 STATUS_TIMEOUT = 10.0
 ROLES = ("system", "user", "assistant")
 TEST_PROMPT = "Reply with the single word: OK"
+#: least-cost routing's estimate of a request: its prompt at about 4 characters a token, and an answer of
+#: at most this many tokens (``max_tokens`` when smaller).
+CHARS_PER_TOKEN = 4
+EXPECTED_OUTPUT_TOKENS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,9 @@ class LLMManager:
         self._limit_warned: set[tuple[str, str]] = set()
         self._learned_limits: LearnedLimits | None = None
         self.usage = self._usage_log(llm)
+        #: ``LLM_ROUTING``: which healthy route a call with no provider named tries first.
+        self.balancer = Balancer(llm.routing, parse_weights(llm.weights))
+        self.usage.observers.append(self._observe_latency)
         #: Checks open circuits in the background; stopped by :meth:`aclose`.
         self.prober = CircuitProber(self.availability, self._log)
         self.breakers = BreakerBoard(
@@ -382,10 +390,6 @@ class LLMManager:
         self._current = unique[0].provider
         self._routes.clear()
         return self.fallback_order
-
-    def first_entry(self, provider: str | None = None, model: str | None = None) -> FallbackEntry:
-        """Where a request with this provider and model goes first (the current provider when none is named)."""
-        return self._route(provider, model, False)[0]
 
     def scrub(self, text: str) -> str:
         """``text`` without any configured secret (keys, URL passwords): for text from providers and plugins."""
@@ -572,6 +576,8 @@ class LLMManager:
         route = self._route(provider, model, use_fallback)
         chosen_temperature = self._default_temperature if temperature is None else temperature
         chosen_max_tokens = self._default_max_tokens if max_tokens is None else max_tokens
+        if provider is None and model is None and self.balancer.strategy != "fallback":
+            route = self.balancer.order(route, lambda entry: self._candidate(entry, messages, chosen_max_tokens))
 
         def make_request(model_name: str) -> CompletionRequest:
             return CompletionRequest(
@@ -583,6 +589,31 @@ class LLMManager:
             )
 
         return route, make_request, use_fallback
+
+    def _candidate(self, entry: FallbackEntry, messages: Sequence[Message], max_tokens: int) -> Candidate | None:
+        """A route the balancer may choose, with what it weighs; ``None`` when unhealthy (no key, circuit not
+        closed, rate-limited). Checked without network."""
+        context = self._contexts.get(entry.provider)
+        if context is None or not context.configured:
+            return None
+        model = entry.model or context.settings.model
+        if any(status.model == model and status.state is not CircuitState.CLOSED for status in self.breakers.status(entry.provider)):
+            return None
+        quota = context.quota.snapshot(model)
+        if quota.blocked_for > 0 or context.requests_per_minute.wait() > 0:
+            return None
+        cost = None
+        if self.balancer.strategy == "least-cost":
+            prompt_tokens = sum(len(message.content) for message in messages) // CHARS_PER_TOKEN + 1
+            cost = self.usage.cost(entry.provider, model, Usage(prompt_tokens, min(max_tokens, EXPECTED_OUTPUT_TOKENS)))
+        return Candidate(FallbackEntry(entry.provider, model), cost, context.slots.in_flight, quota.remaining_requests)
+
+    def _observe_latency(self, row: Any) -> None:
+        """Feed each answer's first-token time (or whole latency) to the balancer's moving averages."""
+        if row.outcome == "success" and not row.cached:
+            seconds = row.ttft if row.ttft is not None else row.latency
+            if seconds is not None:
+                self.balancer.observe(row.provider, row.model, seconds)
 
     async def _call(self, name: str, hook: str, **kwargs: Any) -> Any:
         """Run one hook of the plugin owning ``name``; a stuck call can always be abandoned.

@@ -206,13 +206,16 @@ class StreamRestarted:
 class StreamStarted:
     """The first token arrived from ``provider`` (``model``) after ``seconds``.
 
-    ``cached`` is True when the answer is replayed from PatCode's response cache.
+    ``cached`` is True when the answer is replayed from PatCode's response cache;
+    ``fallback`` when ``provider`` is not the first the call tried (it failed,
+    was skipped, or lost a hedged race).
     """
 
     provider: str
     model: str
     seconds: float
     cached: bool = False
+    fallback: bool = False
 
 
 #: What iterating a stream yields: text, notices, and finally the result.

@@ -371,3 +371,13 @@ async def test_the_page_loads_nothing_from_elsewhere_and_forbids_it(env: None) -
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page.text)
     assert "<script" not in page.text
+
+
+async def test_the_page_shows_the_routing_strategy_and_the_spread(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_ROUTING", "round-robin")
+    async with client_for(FakeProvider("a"), FakeProvider("b")) as client:
+        for _ in range(4):
+            assert (await client.post("/v1/chat/completions", json=ASK)).status_code == 200
+        page = await client.get("/")
+    assert 'id="spread"' in page.text and "round-robin" in page.text
+    assert "a/m1 50.0%" in page.text and "b/m1 50.0%" in page.text

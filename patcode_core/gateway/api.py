@@ -80,20 +80,19 @@ async def chat_completions(request: Request) -> Response:
     call = parse_chat(parse_json(await read_body(request, gateway.max_body)))
     route = gateway.resolve(call.route)
     manager = gateway.manager
-    first = manager.first_entry(route.provider, route.model).provider
     options: dict[str, Any] = {
         "provider": route.provider, "model": route.model, "temperature": call.temperature, "max_tokens": call.max_tokens,
     }
     if call.stream:
-        return await _streamed(gateway, call, options, first)
+        return await _streamed(gateway, call, options)
     result = await manager.complete(call.messages, **options)
+    fallback = any(failure.provider != result.provider for failure in result.failures)
     return JSONResponse(
-        completion_body(result),
-        headers=answer_headers(result.provider, result.model, result.provider != first, result.cached, result.cost),
+        completion_body(result), headers=answer_headers(result.provider, result.model, fallback, result.cached, result.cost)
     )
 
 
-async def _streamed(gateway: Gateway, call: ChatCall, options: dict[str, Any], first: str) -> Response:
+async def _streamed(gateway: Gateway, call: ChatCall, options: dict[str, Any]) -> Response:
     """Wait for the first token (failures before it fall back unseen), then stream."""
     events = gateway.manager.stream(call.messages, **options)
     try:
@@ -104,7 +103,8 @@ async def _streamed(gateway: Gateway, call: ChatCall, options: dict[str, Any], f
         await events.aclose()
         raise
     writer = ChunkWriter(answered_by(opening.provider, opening.model), call.include_usage)
-    headers = answer_headers(opening.provider, opening.model, opening.provider != first, opening.cached)
+    fallback = opening.fallback if isinstance(opening, StreamStarted) else bool(opening.failures)
+    headers = answer_headers(opening.provider, opening.model, fallback, opening.cached)
     headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     return StreamingResponse(_sse(events, writer, opening), media_type="text/event-stream", headers=headers)
 

@@ -163,6 +163,14 @@ def _period(chosen: str) -> str:
             f'<select name="since">{options}</select></label> <button type="submit">{escape(t("page.show"))}</button></form>')
 
 
+def _spread(gateway: Gateway, rows: Sequence[series.ModelUsage]) -> str:
+    total = sum(row.requests for row in rows)
+    parts = " · ".join(f"{text(row.provider)}/{text(row.model)} {100 * row.requests / total:.1f}%" for row in rows if row.requests) \
+        if total else "—"
+    return (f'<p id="spread">{escape(t("page.routing", strategy=gateway.manager.balancer.strategy))} '
+            f'{escape(t("page.spread"))} {parts}</p>')
+
+
 def _usage(rows: Sequence[series.ModelUsage]) -> str:
     if not rows:
         return f'<p class="muted" id="usage-empty">{escape(t("page.no_data"))}</p><table id="usage"></table>'
@@ -264,7 +272,8 @@ async def main_page(gateway: Gateway, period: str, csrf: str, flash: tuple[str, 
         f"{notice}<section><h2>{escape(t('page.providers_title'))}</h2>{_providers(gateway, rows, csrf)}"
         f"{_test_result(gateway)}</section>"
         f"<section>{_order(gateway, csrf)}</section>"
-        f"<section id=\"stats\"><h2>{escape(t('page.stats_title'))}</h2>{_period(period)}{_usage(usage)}{_charts(buckets)}</section>"
+        f"<section id=\"stats\"><h2>{escape(t('page.stats_title'))}</h2>{_period(period)}{_spread(gateway, usage)}"
+        f"{_usage(usage)}{_charts(buckets)}</section>"
         f"<section><h2>{escape(t('page.recent_title'))}</h2>{_recent(latest, manager.usage.log_content)}</section>"
         f"{_cache(gateway, csrf)}"
     ))

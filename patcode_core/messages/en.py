@@ -460,4 +460,11 @@ MESSAGES: dict[str, str] = {
     "page.cache_cleared": "Cache cleared: {count} answers deleted.",
     "config.bad_http_client": "PATCODE_HTTP_CLIENT={value} is not valid: use {choices}",
     "config.no_aiohttp": "PATCODE_HTTP_CLIENT=aiohttp needs the aiohttp package (patcode-core's 'serve' extra)",
+    # -- load balancing (issue 14) --
+    "config.reason.routing": "use one of: {choices}",
+    "config.bad_weight": "'{entry}' is not name=weight (a number above 0), e.g. acme=3,local=1",
+    "cli.stats_routing": "Routing (LLM_ROUTING): {strategy}",
+    "cli.stats_spread": "Requests spread: {spread}",
+    "page.routing": "Routing: {strategy}.",
+    "page.spread": "Requests spread:",
 }

@@ -460,4 +460,11 @@ MESSAGES: dict[str, str] = {
     "page.cache_cleared": "Caché vaciada: {count} respuestas borradas.",
     "config.bad_http_client": "PATCODE_HTTP_CLIENT={value} no vale: usa {choices}",
     "config.no_aiohttp": "PATCODE_HTTP_CLIENT=aiohttp necesita el paquete aiohttp (extra 'serve' de patcode-core)",
+    # -- load balancing (issue 14) --
+    "config.reason.routing": "usa una de: {choices}",
+    "config.bad_weight": "'{entry}' no es nombre=peso (un número mayor que 0), p. ej. acme=3,local=1",
+    "cli.stats_routing": "Enrutado (LLM_ROUTING): {strategy}",
+    "cli.stats_spread": "Reparto de peticiones: {spread}",
+    "page.routing": "Enrutado: {strategy}.",
+    "page.spread": "Reparto de peticiones:",
 }

@@ -200,7 +200,7 @@ class StreamRunner:
                 yield restart
             if isinstance(opened.value, CachedAnswer):  # a cached answer replays as a stream
                 result = self._router.from_cache(opened, failures)
-                yield StreamStarted(name, opened.request.model, 0.0, cached=True)
+                yield StreamStarted(name, opened.request.model, 0.0, cached=True, fallback=name != route[0].provider)
                 for piece in _replay_pieces(result.text):
                     yield TextDelta(piece, name)
                 yield replace(result, time_to_first_token=0.0, restarts=tuple(restarts))
@@ -209,7 +209,7 @@ class StreamRunner:
             answer = _Answer()
             booked = completed = False
             try:
-                yield StreamStarted(name, opened.request.model, live.time_to_first_token)
+                yield StreamStarted(name, opened.request.model, live.time_to_first_token, fallback=name != route[0].provider)
                 answer.take(live.first)
                 yield TextDelta(live.first.text, name)
                 done = live.first.done

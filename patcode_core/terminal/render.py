@@ -70,15 +70,27 @@ def stats_block(manager: LLMManager, figures: Sequence[ProviderUsage] | None = N
         t("cli.stats_configured", providers=printable_line(", ".join(configured) or "-")),
         t("cli.stats_fallback", state=on_off),
     ]
+    figures = list(manager.usage_summary() if figures is None else figures)
+    lines.append(t("cli.stats_routing", strategy=manager.balancer.strategy))
+    spread = spread_text(figures)
+    if spread:
+        lines.append(t("cli.stats_spread", spread=spread))
     limits = limits_lines(manager)
     if limits:
         lines += ["", *limits]
-    figures = list(manager.usage_summary() if figures is None else figures)
     for usage in figures:
         lines += ["", f"{printable_line(usage.provider)}:", *("  " + line for line in _usage_lines(usage))]
     if not figures:
         lines += ["", t("cli.stats_empty_history") if manager.usage.persistent else t("cli.stats_empty")]
     return "\n".join(lines)
+
+
+def spread_text(figures: Sequence[ProviderUsage]) -> str:
+    """How requests were spread over providers: ``a 50.0% · b 50.0%`` (empty with no requests)."""
+    total = sum(usage.requests for usage in figures)
+    if not total:
+        return ""
+    return " · ".join(f"{printable_line(usage.provider)} {100 * usage.requests / total:.1f}%" for usage in figures if usage.requests)
 
 
 def count_of(count: int, one: str, many: str) -> str:
