@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,10 @@ from fakes.server_process import FakeProviderServer  # noqa: E402
 from helpers import provider_prefixes  # noqa: E402
 
 _PREFIXES = provider_prefixes()
+# A shell runs a background job with SIGINT ignored, and an ignored signal is inherited across exec: the CLI
+# processes the Ctrl-C tests start would never see their ^C. Give them the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 #: PATCODE_HTTP_CLIENT=aiohttp on the pytest command line runs the suite over the aiohttp transport.
 _HTTP_CLIENT = os.environ.get("PATCODE_HTTP_CLIENT", "")
 
