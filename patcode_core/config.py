@@ -95,6 +95,10 @@ class LLMSettings(PatCodeSettings):
     routing: str = "fallback"
     #: ``weighted`` routing's shares: ``acme=3,local=1`` (1 for a route not named).
     weights: str = ""
+    #: Empty (each instance keeps its own state) or ``redis://…``: rate limits, circuits, cache... shared by instances.
+    state_url: str = ""
+    #: The namespace of every Redis key.
+    state_prefix: str = "patcode"
     #: ``on`` (SQLite in the data directory), ``off`` (memory) or a ``postgresql://`` URL (shared history).
     stats_store: str = "on"
     log_content: bool = False
@@ -161,6 +165,27 @@ class LLMSettings(PatCodeSettings):
     def _recovery_word(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("state_url", mode="before")
+    @classmethod
+    def _state_is_a_redis_url(cls, value: object) -> object:
+        from urllib.parse import urlsplit
+
+        from patcode_core.state.shared import SCHEMES, url_secrets
+
+        text = str(value).strip()
+        redact.remember(url_secrets(text))  # masked in the error that may quote it, and everywhere after
+        if text and urlsplit(text).scheme.lower() not in SCHEMES:
+            raise ValueError(t("config.reason.state_url"))
+        return text
+
+    @field_validator("state_prefix", mode="before")
+    @classmethod
+    def _prefix_has_no_spaces(cls, value: object) -> object:
+        text = str(value).strip()
+        if not text or any(char.isspace() for char in text):
+            raise ValueError(t("config.reason.state_prefix"))
+        return text
+
     @field_validator("stats_store", mode="before")
     @classmethod
     def _store_is_on_off_or_url(cls, value: object) -> object:
@@ -172,14 +197,20 @@ class LLMSettings(PatCodeSettings):
     def secret_values(self) -> list[str]:
         """Every secret of the core: its ``SecretStr`` values and the password of a PostgreSQL ``LLM_STATS_STORE``."""
         from patcode_core.accounting.store_target import url_secrets
+        from patcode_core.state.shared import url_secrets as state_secrets
 
-        return super().secret_values() + url_secrets(self.stats_store)
+        return super().secret_values() + url_secrets(self.stats_store) + state_secrets(self.state_url)
 
     def __repr_args__(self) -> Any:
         from patcode_core.accounting.store_target import is_postgres_url, masked_url
+        from patcode_core.state.shared import masked_url as masked_state_url
 
         for name, value in super().__repr_args__():
-            yield name, masked_url(value) if name == "stats_store" and is_postgres_url(value) else value
+            if name == "stats_store" and is_postgres_url(value):
+                value = masked_url(value)
+            elif name == "state_url" and value:
+                value = masked_state_url(value)
+            yield name, value
 
     @field_validator("default_provider", mode="before")
     @classmethod

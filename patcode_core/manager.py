@@ -250,6 +250,9 @@ class LLMManager:
             self.usage,
         )
         self._stream_runner: StreamRunner | None = None
+        #: ``LLM_STATE_URL``: what several instances share through Redis (``None``: this process keeps its own).
+        self.shared = self._shared_state(llm)
+        self._router.shared = self.shared
         self.auto_fallback: bool = llm.auto_fallback
         configured_order = llm.fallback_entries
         self._fallback = (
@@ -261,6 +264,19 @@ class LLMManager:
         for name, context in self._contexts.items():
             for warning in context.settings.config_warnings():
                 self._log.warning("config_warning", provider=name, message=warning)
+
+    @staticmethod
+    def _shared_state(llm: Any) -> Any:
+        """The Redis-backed state when ``LLM_STATE_URL`` names one; a missing client library is a clear error."""
+        if not llm.state_url:
+            return None
+        import importlib.util
+
+        if importlib.util.find_spec("redis") is None:
+            raise ConfigError(t("config.no_redis"), install_hint())
+        from patcode_core.state.shared import SharedState
+
+        return SharedState(llm.state_url, llm.state_prefix)
 
     def _usage_log(self, llm: Any) -> UsageLog:
         """History, prices and cache as configured (``LLM_STATS_STORE``, ``LLM_PRICES``, ``LLM_CACHE``)."""
@@ -725,6 +741,8 @@ class LLMManager:
         """Stop the circuit checks, close every provider's HTTP client and write the pending history."""
         await self.prober.aclose()
         await asyncio.gather(*(context.aclose() for context in self._contexts.values()))
+        if self.shared is not None:
+            await self.shared.aclose()
         if self.usage.opened:
             await asyncio.to_thread(self.usage.close)
 

@@ -233,6 +233,10 @@ class UsageLog:
                 get_logger().debug("usage_observer_failed", error=repr(exc))
         self._report_lost(store)
 
+    def key_of(self, provider: str, request: CompletionRequest) -> str:
+        """The cache key of ``request`` at ``provider``: a digest, the same in every instance with the same settings."""
+        return self._key(provider, request)
+
     def _key(self, provider: str, request: CompletionRequest) -> str:
         return cache_key(provider, request.model, request, scope=self.scopes.get(provider, ""))
 

@@ -467,4 +467,12 @@ MESSAGES: dict[str, str] = {
     "cli.stats_spread": "Requests spread: {spread}",
     "page.routing": "Routing: {strategy}.",
     "page.spread": "Requests spread:",
+    # -- shared state on Redis (issue 14) --
+    "log.state_redis_down": "The shared state on Redis ({url}) cannot be used: {error}. This instance goes on with its local state (limits, circuits, cache, counters) and retries the connection in the background",
+    "log.state_redis_back": "Redis ({url}) answers again after {seconds}s: the state is shared between instances again",
+    # -- shared state (issue 14) --
+    "config.reason.state_url": "must be empty or a redis://host:port/db URL (or rediss://, unix://), with :password@ before the host if needed",
+    "config.reason.state_prefix": "must be a name without spaces (default patcode)",
+    "error.circuit_open_shared": "'{provider}' ({model}) has its circuit open in another PatCode instance: skipped, nothing sent; next try in {seconds}s",
+    "config.no_redis": "LLM_STATE_URL needs the Redis client, the redis package (patcode-core's 'redis' extra)",
 }

@@ -467,4 +467,12 @@ MESSAGES: dict[str, str] = {
     "cli.stats_spread": "Reparto de peticiones: {spread}",
     "page.routing": "Enrutado: {strategy}.",
     "page.spread": "Reparto de peticiones:",
+    # -- shared state on Redis (issue 14) --
+    "log.state_redis_down": "No se puede usar el estado compartido en Redis ({url}): {error}. Esta instancia sigue con su estado local (límites, circuitos, caché, contadores) y reintenta la conexión en segundo plano",
+    "log.state_redis_back": "Redis ({url}) vuelve a responder tras {seconds}s: el estado vuelve a ser compartido entre instancias",
+    # -- shared state (issue 14) --
+    "config.reason.state_url": "debe estar vacía o ser una URL redis://host:puerto/base (o rediss://, unix://), con :contraseña@ delante del host si hace falta",
+    "config.reason.state_prefix": "debe ser un nombre sin espacios (por defecto patcode)",
+    "error.circuit_open_shared": "'{provider}' ({model}) tiene el circuito abierto en otra instancia de PatCode: se salta sin enviar nada; próximo intento en {seconds}s",
+    "config.no_redis": "LLM_STATE_URL necesita el cliente de Redis, el paquete redis (extra 'redis' de patcode-core)",
 }

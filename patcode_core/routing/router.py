@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +33,13 @@ from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitSt
 from patcode_core.routing.deadline import Deadline
 from patcode_core.routing.race import RACER
 from patcode_core.routing.retry import SHORT_RATE_LIMIT_WAIT, retry_delay
+from patcode_core.state.base import OPEN as SHARED_OPEN
+from patcode_core.state.base import answer_json, answer_of
 from patcode_core.types import CachedAnswer, CompletionRequest, CompletionResult, ProviderReply, Usage
 
 if TYPE_CHECKING:
     from patcode_core.accounting.usage import UsageLog
+    from patcode_core.state.shared import SharedState
 
 HookCall = Callable[..., Awaitable[Any]]
 TIMEOUT_GRACE = 0.1
@@ -138,6 +141,15 @@ class Router:
         self._log = log
         self._rng = rng
         self.usage = usage
+        #: ``LLM_STATE_URL``: circuits, quota blocks, budgets and the cache shared with other instances.
+        self.shared: SharedState | None = None
+        self._sharing: set[asyncio.Task[None]] = set()
+
+    def _share(self, change: Coroutine[Any, Any, None]) -> None:
+        """Tell the other instances, without making this call wait (the shared state never raises)."""
+        task = asyncio.get_running_loop().create_task(change)
+        self._sharing.add(task)
+        task.add_done_callback(self._sharing.discard)
 
     def context_of(self, provider: str) -> ProviderContext | None:
         """The context of a loaded provider."""
@@ -243,8 +255,12 @@ class Router:
         self.usage.attempt(name, model, "success", request=opened.request, latency=latency, usage=usage, ttft=ttft,
                            cost=cost, fallback_from=_fallback_from(name, failures), answer=answer.text)
         self.usage.remember(name, opened.request, answer)
+        if self.shared is not None and name in self.usage.cache_for:
+            self._share(self.shared.cache_put(self.usage.key_of(name, opened.request), answer_json(answer), self.usage.cache_ttl))
         if opened.circuit.success():
             self._log_circuit_closed(name, model, opened.circuit)
+            if self.shared is not None:
+                self._share(self.shared.close_circuit(name, model))
         if any(failure.provider != name for failure in failures):
             (self._log.debug if _only_open_circuits(failures) else self._log.info)("fallback_succeeded", provider=name)
         return cost
@@ -322,6 +338,8 @@ class Router:
         if name in self.usage.cache_for:
             request = make_request(model)
             hit = self.usage.cached(name, request)
+            if hit is None and self.shared is not None:
+                hit = answer_of(await self.shared.cache_get(self.usage.key_of(name, request)))
             if hit is not None:
                 return Opened(entry, 0, context, circuit, request, hit, 0.0, 0)
         if circuit.state is CircuitState.OPEN:  # the cheapest way past a dead provider
@@ -336,6 +354,12 @@ class Router:
                 self.fail(failures, self._circuit_open(context, model, circuit), skipped=True)
                 return None
             wait = self._gate_wait(context, model, request)
+            if wait <= 0 and self.shared is not None:  # one round trip: the other instances' circuit, block, budget
+                admission = await self.shared.admit(name, model, context.settings.rpm)
+                if admission.verdict == SHARED_OPEN:
+                    self.fail(failures, self._shared_circuit_open(context, model, admission.wait), skipped=True)
+                    return None
+                wait = admission.wait
             if wait > 0:
                 patience = SHORT_RATE_LIMIT_WAIT if told_to_wait else 0.0
                 if may_defer and wait > patience:
@@ -366,6 +390,8 @@ class Router:
                 self.fail(failures, error, skipped=False)
                 if opened:
                     self._log_circuit_opened(name, model, circuit)
+                    if self.shared is not None:
+                        self._share(self.shared.open_circuit(name, model, circuit.retry_in(), error.kind.value))
                 if not error.retryable or attempts >= max_attempts or circuit.state is not CircuitState.CLOSED:
                     return None
                 if error.kind is ErrorKind.RATE_LIMIT:
@@ -373,7 +399,10 @@ class Router:
                     # between waiting here and trying the next provider first.
                     told_to_wait = True
                     asked = max(error.retry_after or 0.0, context.quota.wait(model)) or None
-                    context.quota.block(model, retry_delay(attempts, self._retry_base_delay, asked, self._rng))
+                    blocked = retry_delay(attempts, self._retry_base_delay, asked, self._rng)
+                    context.quota.block(model, blocked)
+                    if self.shared is not None:
+                        self._share(self.shared.block(name, model, blocked))
                     continue
                 told_to_wait = False
                 delay = retry_delay(attempts, self._retry_base_delay, error.retry_after, self._rng)
@@ -614,6 +643,10 @@ class Router:
             retry_after=wait,
             model=model,
         )
+
+    def _shared_circuit_open(self, context: ProviderContext, model: str, seconds: float) -> ProviderError:
+        message = t("error.circuit_open_shared", provider=context.name, model=model, seconds=f"{seconds:.1f}")
+        return ProviderError(context.name, ErrorKind.CIRCUIT_OPEN, message, t("suggest.circuit_open"), model=model)
 
     def _circuit_open(self, context: ProviderContext, model: str, circuit: CircuitBreaker) -> ProviderError:
         if circuit.probing:
