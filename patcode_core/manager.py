@@ -252,7 +252,7 @@ class LLMManager:
         self._stream_runner: StreamRunner | None = None
         #: ``LLM_STATE_URL``: what several instances share through Redis (``None``: this process keeps its own).
         self.shared = self._shared_state(llm)
-        self._router.shared = self.shared
+        self._router.shared = self.prober.shared = self.shared
         self.auto_fallback: bool = llm.auto_fallback
         configured_order = llm.fallback_entries
         self._fallback = (

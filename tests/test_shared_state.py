@@ -101,7 +101,8 @@ async def test_circuit_and_one_probe_across_instances(pair: tuple[SharedState, S
     assert state == OPEN and 0.2 < retry_in <= 0.3
     claims = await asyncio.gather(a.claim_probe("acme", "m", 5), b.claim_probe("acme", "m", 5),
                                   a.claim_probe("acme", "m", 5), b.claim_probe("acme", "m", 5))
-    assert sorted(claims) == [False, False, False, True]
+    # one instance holds the lease (and renews it when it claims again); the other never gets it meanwhile
+    assert claims in ([True, False, True, False], [False, True, False, True])
     await asyncio.sleep(0.35)
     assert (await a.circuit("acme", "m")).state == HALF_OPEN
     await b.close_circuit("acme", "m")

@@ -111,6 +111,8 @@ class CircuitProber:
         #: The outage (its start) for which each circuit's checks gave up.
         self._gave_up: dict[Key, float | None] = {}
         self._closed = False
+        #: ``LLM_STATE_URL``: the instances agree who checks a circuit (one at a time) and hear when it closed.
+        self.shared: Any = None
 
     @property
     def active(self) -> int:
@@ -170,6 +172,8 @@ class CircuitProber:
     async def _probe(self, key: Key, circuit: CircuitBreaker) -> None:
         """One check of ``circuit``; schedules the next when it failed."""
         provider, model = key
+        if self.shared is not None and not await self._ours(key, circuit):
+            return
         try:
             try:
                 answer = await self._check(provider)
@@ -188,6 +192,8 @@ class CircuitProber:
                 self._log.info("circuit_check_passed", provider=provider, model=model)
             return
         circuit.check_failed(answer.reason)
+        if self.shared is not None:  # still down: the other instances keep skipping it as long as this one does
+            await self.shared.open_circuit(provider, model, circuit.retry_in(), answer.reason or "check failed")
         self._schedule(asyncio.get_running_loop(), key, circuit)
         if circuit.next_check_at is None:  # the checks gave up (logged)
             return
@@ -200,6 +206,23 @@ class CircuitProber:
             reason=answer.reason or "-",
             seconds=f"{circuit.next_check_at - circuit.now():.1f}",
         )
+
+    async def _ours(self, key: Key, circuit: CircuitBreaker) -> bool:
+        """With shared state: whether this instance checks ``circuit`` now. Another instance closed it (its request
+        succeeded): trust that, and let the next request here try. Another instance holds the check: look again at
+        the next turn. Either way nothing is sent from here."""
+        provider, model = key
+        seen = await self.shared.circuit(provider, model)
+        if seen.state == "closed":
+            self._tasks.pop(key, None)
+            if circuit.vouch():
+                self._log.info("circuit_check_passed", provider=provider, model=model)
+            return False
+        if await self.shared.claim_probe(provider, model, 2 * self.schedule.cap):
+            return True
+        self._tasks.pop(key, None)
+        self._schedule(asyncio.get_running_loop(), key, circuit)
+        return False
 
     async def aclose(self) -> None:
         """Cancel every pending check and wait for those in flight to end; nothing is checked afterwards."""

@@ -115,7 +115,18 @@ end
 return {0, 0}
 """
 
+# KEYS[1] the probe's lease; ARGV: this instance, the lease (ms). 1 when the lease is (now) this instance's, renewed.
+CLAIM_PROBE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 ALL = {
+    "claim_probe": CLAIM_PROBE,
     "admit": ADMIT,
     "take_rpm": TAKE_RPM,
     "block": BLOCK,

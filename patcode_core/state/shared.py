@@ -363,13 +363,15 @@ class SharedState:
         await self._run(remote, _nothing)
 
     async def claim_probe(self, provider: str, model: str, seconds: float) -> bool:
-        """Claim the right to probe the circuit for ``seconds``: ``True`` for one instance only until the lease ends
-        or the circuit closes. One round trip (``SET NX PX``).
+        """Claim the right to probe the circuit for ``seconds``: ``True`` for one instance only (the holder renews
+        its lease each time) until the lease ends or the circuit closes. One round trip (a script).
         """
         seconds = positive(seconds)
 
         async def remote(client: Any) -> bool:
-            return bool(await client.set(self.key("probe", provider, model), self.instance, nx=True, px=_ms(seconds)))
+            held = await self._script(client, "claim_probe", [self.key("probe", provider, model)],
+                                      [self.instance, _ms(seconds)])
+            return bool(held)
 
         return await self._run(remote, lambda: self.local.claim_probe(provider, model, seconds))
 

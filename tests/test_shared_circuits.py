@@ -1,0 +1,67 @@
+"""Circuits shared through Redis, in process: one instance checks an open circuit at a time, and a circuit one
+instance opened is skipped by another without a request."""
+
+# ruff: noqa: F811 - the fixtures imported below are pytest fixtures, named again by the tests' arguments
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from helpers import FakeProvider, manager_with
+from redis_server import redis_server, redis_url  # noqa: F401
+
+from patcode_core import hookimpl
+from patcode_core.errors import ErrorKind, ProviderError
+from patcode_core.types import Availability, CompletionRequest
+
+
+class Down(FakeProvider):
+    """A provider that fails every request and every check, counting the checks."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, priority=1)
+        self.checks = 0
+
+        def broken(request: CompletionRequest) -> Any:
+            raise ProviderError(name, ErrorKind.SERVER_ERROR, "503")
+
+        self.behaviour = broken
+
+    @hookimpl
+    async def provider_available(self, provider: str, context: Any) -> Availability:
+        self.checks += 1
+        return Availability(False, "still down", kind=ErrorKind.SERVER_ERROR)
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_BREAKER_THRESHOLD", "1")
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("LLM_HEDGE", "off")
+
+
+async def test_only_one_instance_checks_an_open_circuit(shared: None) -> None:
+    first, second = Down("a"), Down("a")
+    managers = [manager_with(first, FakeProvider("b", priority=2)), manager_with(second, FakeProvider("b", priority=2))]
+    answers = await asyncio.gather(*(manager.complete("hola") for manager in managers))
+    assert [answer.provider for answer in answers] == ["b", "b"]  # both saw a fail at once: both circuits opened here
+    await asyncio.sleep(5.0)  # checks at about 1, 2 and 4 s
+    assert sorted((first.checks, second.checks))[0] == 0 and max(first.checks, second.checks) >= 2
+    for manager in managers:
+        await manager.aclose()
+
+
+async def test_a_circuit_opened_here_is_skipped_there_without_a_request(shared: None) -> None:
+    first, second = Down("a"), Down("a")
+    one = manager_with(first, FakeProvider("b", priority=2))
+    other = manager_with(second, FakeProvider("b", priority=2))
+    assert (await one.complete("hola")).provider == "b"
+    await asyncio.sleep(0.2)  # the opening reaches Redis in the background
+    answer = await other.complete("hola")
+    assert answer.provider == "b" and second.calls == []
+    assert any(failure.kind is ErrorKind.CIRCUIT_OPEN for failure in answer.failures)
+    for manager in (one, other):
+        await manager.aclose()
