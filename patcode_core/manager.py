@@ -490,7 +490,9 @@ class LLMManager:
         With fallback off, the first error is raised as it is; with it on,
         :class:`AllProvidersFailedError` lists every provider's failure.
         """
-        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation)
+        turn = await self._shared_turn(provider, model)
+        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation,
+                                                       turn)
         result = await self._router.run(route, make_request, use_fallback)
         self._check_token_limit(result, self._default_max_tokens if max_tokens is None else max_tokens)
         return result
@@ -515,7 +517,9 @@ class LLMManager:
         :class:`CompletionResult`. A stream that breaks for good raises
         :class:`~patcode_core.errors.StreamInterruptedError` with the partial text.
         """
-        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation)
+        turn = await self._shared_turn(provider, model)
+        route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation,
+                                                       turn)
         async with aclosing(self._streams().run(route, make_request, use_fallback)) as events:
             async for event in events:
                 if isinstance(event, CompletionResult):
@@ -585,6 +589,7 @@ class LLMManager:
         max_tokens: int | None,
         fallback: bool | None,
         conversation: str | None = None,
+        turn: int | None = None,
     ) -> tuple[list[FallbackEntry], Callable[[str], CompletionRequest], bool]:
         """The route, a request builder per model, and whether to fall back."""
         messages = to_messages(prompt)
@@ -593,7 +598,7 @@ class LLMManager:
         chosen_temperature = self._default_temperature if temperature is None else temperature
         chosen_max_tokens = self._default_max_tokens if max_tokens is None else max_tokens
         if provider is None and model is None and self.balancer.strategy != "fallback":
-            route = self.balancer.order(route, lambda entry: self._candidate(entry, messages, chosen_max_tokens))
+            route = self.balancer.order(route, lambda entry: self._candidate(entry, messages, chosen_max_tokens), turn)
 
         def make_request(model_name: str) -> CompletionRequest:
             return CompletionRequest(
@@ -605,6 +610,12 @@ class LLMManager:
             )
 
         return route, make_request, use_fallback
+
+    async def _shared_turn(self, provider: str | None, model: str | None) -> int | None:
+        """This call's turn from the counter every instance shares, when balancing by turns (one round trip)."""
+        if self.shared is None or provider is not None or model is not None or not self.balancer.uses_turns:
+            return None
+        return await self.shared.next_turn("routing") - 1
 
     def _candidate(self, entry: FallbackEntry, messages: Sequence[Message], max_tokens: int) -> Candidate | None:
         """A route the balancer may choose, with what it weighs; ``None`` when unhealthy (no key, circuit not

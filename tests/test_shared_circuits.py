@@ -65,3 +65,13 @@ async def test_a_circuit_opened_here_is_skipped_there_without_a_request(shared: 
     assert any(failure.kind is ErrorKind.CIRCUIT_OPEN for failure in answer.failures)
     for manager in (one, other):
         await manager.aclose()
+
+
+async def test_round_robin_turns_are_shared_by_instances(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_ROUTING", "round-robin")
+    managers = [manager_with(FakeProvider("a", priority=1), FakeProvider("b", priority=2)) for _ in range(2)]
+    answers = [(await managers[call % 2].complete("hola")).provider for call in range(10)]
+    assert answers == ["a", "b"] * 5  # each instance alone would have started at a: a, a, b, b...
+    for manager in managers:
+        await manager.aclose()

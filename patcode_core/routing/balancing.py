@@ -103,12 +103,22 @@ class Balancer:
     def _weight(self, entry: FallbackEntry) -> float:
         return self.weights.get(str(entry), self.weights.get(entry.provider, 1.0))
 
-    def pick(self, candidates: Sequence[Candidate]) -> int:
-        """The index of the candidate to try first (``candidates`` in fallback order, at least one)."""
+    @property
+    def uses_turns(self) -> bool:
+        """Whether picks follow a turn counter (shared by instances through ``LLM_STATE_URL``)."""
+        return self.strategy in ("round-robin", "least-busy")
+
+    def pick(self, candidates: Sequence[Candidate], turn: int | None = None) -> int:
+        """The index of the candidate to try first (``candidates`` in fallback order, at least one).
+
+        :param turn: the turn of this call when instances share one counter (else this balancer's own).
+        """
         strategy = self.strategy
-        if strategy == "round-robin":
+        if turn is None and self.uses_turns:
             self._turn += 1
-            return (self._turn - 1) % len(candidates)
+            turn = self._turn - 1
+        if strategy == "round-robin":
+            return (turn or 0) % len(candidates)
         if strategy == "weighted":
             keys = [str(candidate.entry) for candidate in candidates]
             total = 0.0
@@ -131,19 +141,19 @@ class Balancer:
         if strategy == "least-busy":
             fewest = min(candidate.in_flight for candidate in candidates)
             idle = [index for index, candidate in enumerate(candidates) if candidate.in_flight == fewest]
-            self._turn += 1
-            return idle[(self._turn - 1) % len(idle)]
+            return idle[(turn or 0) % len(idle)]
         if strategy == "quota-aware":
             return max(range(len(candidates)),
                        key=lambda index: (-1 if candidates[index].remaining is None else candidates[index].remaining, -index))
         return 0
 
-    def order(self, route: Sequence[FallbackEntry], describe: Callable[[FallbackEntry], Candidate | None]) -> list[FallbackEntry]:
+    def order(self, route: Sequence[FallbackEntry], describe: Callable[[FallbackEntry], Candidate | None],
+              turn: int | None = None) -> list[FallbackEntry]:
         """``route`` with the chosen healthy entry first (``describe`` gives ``None`` for an unhealthy one)."""
         if self.strategy == "fallback":
             return list(route)
         candidates = [found for found in map(describe, route) if found is not None]
         if len(candidates) <= 1:
             return list(route)
-        chosen = candidates[self.pick(candidates)].entry
+        chosen = candidates[self.pick(candidates, turn)].entry
         return [chosen, *(entry for entry in route if entry != chosen)]
