@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from private_servers import require
 
-INSTALL_HINT = "scripts/install-test-servers"
 #: Without the background-networking flags Chromium keeps trying to reach Google's hosts, refused on this network.
 CHROMIUM_ARGS = (
     "--no-sandbox",
@@ -48,12 +48,7 @@ def chromium_path() -> str | None:
 def require_chromium() -> str:
     """Chromium's path; skips the test when it is missing, except under CI, where it must be installed."""
     path = chromium_path()
-    if path is None:
-        message = f"Chromium is not installed (/usr/bin/chromium): run {INSTALL_HINT}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must install it before running the tests)")
-        pytest.skip(message)
-    return path
+    return str(require(Path(path) if path else None, "Chromium is not installed (/usr/bin/chromium)"))
 
 
 @pytest.fixture(scope="module")

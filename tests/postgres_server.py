@@ -33,7 +33,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -41,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from private_servers import free_port, require
 
-INSTALL_HINT = "scripts/install-test-servers"
 UNPRIVILEGED = "nobody"
 SUPERUSER = "patcode"
 #: Server settings for throwaway data: no waiting on the disk.
@@ -67,19 +66,7 @@ def _version_key(name: str) -> tuple[int, ...]:
 
 def require_postgres() -> Path:
     """The server binaries' folder; skips the test when PostgreSQL is missing, except under CI, where it must be there."""
-    folder = postgres_bin()
-    if folder is None:
-        message = f"PostgreSQL is not installed (/usr/lib/postgresql/*/bin): run {INSTALL_HINT}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must install it before running the tests)")
-        pytest.skip(message)
-    return folder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return require(postgres_bin(), "PostgreSQL is not installed (/usr/lib/postgresql/*/bin)")
 
 
 class PostgresServer:

@@ -25,7 +25,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-INSTALL_HINT = "scripts/install-test-servers"
+from private_servers import free_port, require
 
 
 def redis_binary() -> Path | None:
@@ -47,19 +45,7 @@ def redis_binary() -> Path | None:
 
 def require_redis() -> Path:
     """The server binary; skips the test when Redis is missing, except under CI, where it must be there."""
-    binary = redis_binary()
-    if binary is None:
-        message = f"redis-server is not installed: run {INSTALL_HINT}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must install it before running the tests)")
-        pytest.skip(message)
-    return binary
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return require(redis_binary(), "redis-server is not installed")
 
 
 class RedisServer:
