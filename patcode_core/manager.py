@@ -561,6 +561,9 @@ class LLMManager:
 
             def save(timing: Timing) -> None:
                 self.usage.store.record_timing(timing.provider, timing.model, timing.first_byte, timing.first_token, timing.gap)
+                if self.shared is not None:  # every instance learns from this answer
+                    self._router.share(self.shared.record_latency(timing.provider, timing.model, timing.first_token))
+                    self._router.share(self.shared.record_latency(timing.provider, f"{timing.model}:gap", timing.gap))
 
             def cold_start(provider: str) -> float:
                 context = self._contexts.get(provider)

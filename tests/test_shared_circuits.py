@@ -75,3 +75,25 @@ async def test_round_robin_turns_are_shared_by_instances(monkeypatch: pytest.Mon
     assert answers == ["a", "b"] * 5  # each instance alone would have started at a: a, a, b, b...
     for manager in managers:
         await manager.aclose()
+
+
+async def test_stream_timings_learned_by_one_instance_are_learned_by_another(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    from patcode_core.routing.learned_limits import MIN_SAMPLES
+
+    monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_HEDGE", "off")
+    monkeypatch.setenv("LLM_STATS_STORE", "off")  # no history file shared through the disk: only Redis
+    teacher, learner = (manager_with(FakeProvider("a")) for _ in range(2))
+    for _ in range(MIN_SAMPLES + 2):
+        async for _event in teacher.stream("hola"):
+            pass
+    await asyncio.sleep(0.3)  # the timings reach Redis in the background
+    assert not learner.learned_limits.limits("a", "m1", 30).learned
+    async for _event in learner.stream("hola"):  # its first stream takes what every instance learned
+        pass
+    learned = learner.learned_limits.limits("a", "m1", 30)
+    assert learned.learned and learned.samples >= MIN_SAMPLES + 2
+    for manager in (teacher, learner):
+        await manager.aclose()

@@ -200,6 +200,16 @@ class LearnedLimits:
         self._window(provider, model).add(timing)
         self._save(Timing(provider, model, first_byte, first_token, gap))
 
+    def adopt(self, provider: str, model: str, first_tokens: list[float], gaps: list[float]) -> None:
+        """Take the figures every instance learned (``LLM_STATE_URL``) as this window's first-token and gap samples."""
+        window = self._window(provider, model)
+        with self._lock:
+            for name, values in (("first_token", first_tokens), ("gap", gaps)):
+                if values:
+                    window.samples[name].clear()
+                    window.samples[name].extend(value for value in values[-WINDOW:] if math.isfinite(value) and value >= 0)
+            window.derived = None
+
     def cold_start(self, provider: str) -> float:
         """The allowance ``provider``'s next first token still gets (0 once it has answered in this process)."""
         return 0.0 if provider in self._warm else self._cold_start(provider)

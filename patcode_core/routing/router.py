@@ -145,7 +145,7 @@ class Router:
         self.shared: SharedState | None = None
         self._sharing: set[asyncio.Task[None]] = set()
 
-    def _share(self, change: Coroutine[Any, Any, None]) -> None:
+    def share(self, change: Coroutine[Any, Any, None]) -> None:
         """Tell the other instances, without making this call wait (the shared state never raises)."""
         task = asyncio.get_running_loop().create_task(change)
         self._sharing.add(task)
@@ -256,11 +256,11 @@ class Router:
                            cost=cost, fallback_from=_fallback_from(name, failures), answer=answer.text)
         self.usage.remember(name, opened.request, answer)
         if self.shared is not None and name in self.usage.cache_for:
-            self._share(self.shared.cache_put(self.usage.key_of(name, opened.request), answer_json(answer), self.usage.cache_ttl))
+            self.share(self.shared.cache_put(self.usage.key_of(name, opened.request), answer_json(answer), self.usage.cache_ttl))
         if opened.circuit.success():
             self._log_circuit_closed(name, model, opened.circuit)
             if self.shared is not None:
-                self._share(self.shared.close_circuit(name, model))
+                self.share(self.shared.close_circuit(name, model))
         if any(failure.provider != name for failure in failures):
             (self._log.debug if _only_open_circuits(failures) else self._log.info)("fallback_succeeded", provider=name)
         return cost
@@ -391,7 +391,7 @@ class Router:
                 if opened:
                     self._log_circuit_opened(name, model, circuit)
                     if self.shared is not None:
-                        self._share(self.shared.open_circuit(name, model, circuit.retry_in(), error.kind.value))
+                        self.share(self.shared.open_circuit(name, model, circuit.retry_in(), error.kind.value))
                 if not error.retryable or attempts >= max_attempts or circuit.state is not CircuitState.CLOSED:
                     return None
                 if error.kind is ErrorKind.RATE_LIMIT:
@@ -402,7 +402,7 @@ class Router:
                     blocked = retry_delay(attempts, self._retry_base_delay, asked, self._rng)
                     context.quota.block(model, blocked)
                     if self.shared is not None:
-                        self._share(self.shared.block(name, model, blocked))
+                        self.share(self.shared.block(name, model, blocked))
                     continue
                 told_to_wait = False
                 delay = retry_delay(attempts, self._retry_base_delay, error.retry_after, self._rng)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -142,6 +143,10 @@ async def _from_thread(chunks: Iterator[StreamChunk], what: str) -> AsyncIterato
                 pass
 
 
+#: How often a stream takes the timings every instance learned (``LLM_STATE_URL``), per provider and model.
+SHARED_TIMINGS_EVERY = 30.0
+
+
 class StreamRunner:
     """Streams completions for the manager.
 
@@ -166,6 +171,7 @@ class StreamRunner:
         self._host = host
         self._log = log
         self.limits = limits
+        self._adopted: dict[tuple[str, str], float] = {}
         self.recovery = recovery
         #: ``None`` (off), ``"auto"`` or seconds (``LLM_HEDGE``).
         self.hedge = hedge
@@ -175,6 +181,8 @@ class StreamRunner:
     ) -> AsyncIterator[StreamEvent]:
         """Yield :class:`StreamStarted`, text deltas, maybe :class:`StreamRestarted`, then the result."""
         deadline = self._router.new_deadline()
+        if self._router.shared is not None:
+            await self._adopt_shared_timings(route)
         failures: list[ProviderError] = []
         restarts: list[StreamRestarted] = []
         broken: tuple[str, str, str] | None = None  # provider, reason, text shown
@@ -274,6 +282,23 @@ class StreamRunner:
             return None
         model = entry.model or context.settings.model
         return self.limits.limits(entry.provider, model, context.settings.timeout).hedge_after
+
+    async def _adopt_shared_timings(self, route: list[FallbackEntry]) -> None:
+        """Learn from every instance's streams: the first two routes' shared timings, at most every
+        :data:`SHARED_TIMINGS_EVERY` seconds each (two round trips then; none in between)."""
+        shared = self._router.shared
+        now = time.monotonic()
+        for entry in route[:2]:
+            context = self._router.context_of(entry.provider)
+            if context is None:
+                continue
+            model = entry.model or context.settings.model
+            if now - self._adopted.get((entry.provider, model), -math.inf) < SHARED_TIMINGS_EVERY:
+                continue
+            self._adopted[(entry.provider, model)] = now
+            tokens, gaps = await asyncio.gather(shared.latencies(entry.provider, model),
+                                                shared.latencies(entry.provider, f"{model}:gap"))
+            self.limits.adopt(entry.provider, model, tokens, gaps)
 
     # -- opening: up to the first token --------------------------------
 
