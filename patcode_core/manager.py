@@ -253,6 +253,9 @@ class LLMManager:
         #: ``LLM_STATE_URL``: what several instances share through Redis (``None``: this process keeps its own).
         self.shared = self._shared_state(llm)
         self._router.shared = self.prober.shared = self.shared
+        if self.shared is not None:  # a 429 or an x-ratelimit-* header at zero blocks the provider everywhere
+            for name, context in self._contexts.items():
+                context.quota.on_block = self._blocked_everywhere(name)
         self.auto_fallback: bool = llm.auto_fallback
         configured_order = llm.fallback_entries
         self._fallback = (
@@ -613,6 +616,14 @@ class LLMManager:
             )
 
         return route, make_request, use_fallback
+
+    def _blocked_everywhere(self, provider: str) -> Callable[[str, float], None]:
+        shared = self.shared
+
+        def tell(model: str, seconds: float) -> None:
+            self._router.share(shared.block(provider, model, seconds))
+
+        return tell
 
     async def _shared_turn(self, provider: str | None, model: str | None) -> int | None:
         """This call's turn from the counter every instance shares, when balancing by turns (one round trip)."""

@@ -125,3 +125,19 @@ def test_redis_killed_mid_run_fails_no_request(
     assert len(statuses) > 100 and set(statuses) == {200}
     logs = "".join(gateway.output() for gateway in gateways)
     assert logs.count("Redis") >= 2 and "Traceback" not in logs
+
+
+def test_a_rate_limit_one_instance_was_told_about_holds_for_the_others(
+    instances: Callable[..., list[GatewayProcess]], provider_server: FakeProviderServer,
+    fallback_server: FakeProviderServer, redis_url: str,
+) -> None:
+    env = loopback_provider_env(groq=provider_server.url, openai=fallback_server.url, LLM_FALLBACK_ORDER="groq,openai",
+                                LLM_STATE_URL=redis_url, LLM_HEDGE="off")
+    first, second = instances(2, **env)
+    provider_server.fault("chat", {"type": "http", "status": 429, "headers": {"retry-after": "30"}, "always": True,
+                                   "body": {"error": {"message": "Rate limit reached", "type": "requests"}}})
+    assert post(first).headers["x-patcode-provider"] == "openai"  # groq said 429, wait 30 s
+    told = len(provider_server.requests("chat"))
+    answers = [post(second) for _ in range(3)]
+    assert all(answer.headers["x-patcode-provider"] == "openai" for answer in answers)
+    assert len(provider_server.requests("chat")) == told  # the second instance waited the 30 s it was never told itself

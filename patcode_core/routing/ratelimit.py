@@ -128,6 +128,8 @@ class QuotaTracker:
         self.headers = headers or RateLimitHeaders()
         self._blocked_until: dict[str, float] = {}
         self._remaining: dict[str, tuple[int | None, int | None, float]] = {}
+        #: Hears each new or longer block (``model``, seconds): how other instances learn it (``LLM_STATE_URL``).
+        self.on_block: Callable[[str, float], None] | None = None
 
     def observe(self, model: str, status: int, headers: Mapping[str, str]) -> None:
         """Read one response's rate-limit headers (any status); never raises, whatever they hold."""
@@ -159,9 +161,12 @@ class QuotaTracker:
         """
         if math.isnan(seconds):
             return
-        until = self._clock() + min(max(0.0, seconds), MAX_WAIT)
+        seconds = min(max(0.0, seconds), MAX_WAIT)
+        until = self._clock() + seconds
         if until > self._blocked_until.get(model, 0.0):
             self._blocked_until[model] = until
+            if self.on_block is not None and seconds > 0:
+                self.on_block(model, seconds)
 
     def wait(self, model: str, tokens_needed: int = 0) -> float:
         """Seconds before ``model`` can take a request of about ``tokens_needed`` tokens."""

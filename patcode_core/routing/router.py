@@ -147,7 +147,12 @@ class Router:
 
     def share(self, change: Coroutine[Any, Any, None]) -> None:
         """Tell the other instances, without making this call wait (the shared state never raises)."""
-        task = asyncio.get_running_loop().create_task(change)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a block noted outside a call): nothing to tell with
+            change.close()
+            return
+        task = loop.create_task(change)
         self._sharing.add(task)
         task.add_done_callback(self._sharing.discard)
 
@@ -399,10 +404,7 @@ class Router:
                     # between waiting here and trying the next provider first.
                     told_to_wait = True
                     asked = max(error.retry_after or 0.0, context.quota.wait(model)) or None
-                    blocked = retry_delay(attempts, self._retry_base_delay, asked, self._rng)
-                    context.quota.block(model, blocked)
-                    if self.shared is not None:
-                        self.share(self.shared.block(name, model, blocked))
+                    context.quota.block(model, retry_delay(attempts, self._retry_base_delay, asked, self._rng))
                     continue
                 told_to_wait = False
                 delay = retry_delay(attempts, self._retry_base_delay, error.retry_after, self._rng)
