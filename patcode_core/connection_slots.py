@@ -14,6 +14,7 @@ concurrency spreads over more clients.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextvars import ContextVar
 
 #: Requests in flight per provider; beyond it they queue here, in order (cheap), not in httpcore's pool.
@@ -31,6 +32,8 @@ class ConnectionSlots:
     def __init__(self) -> None:
         self._free = asyncio.Semaphore(MAX_CONNECTIONS)
         self._busy = [0] * SHARDS
+        #: Hears the number in flight after each change (``least-busy`` routing shared by instances).
+        self.on_change: Callable[[int], None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -47,9 +50,13 @@ class ConnectionSlots:
         index = next(i for i, busy in enumerate(self._busy) if busy < PER_SHARD)
         self._busy[index] += 1
         CURRENT_SHARD.set(index)
+        if self.on_change is not None:
+            self.on_change(self.in_flight)
         return index
 
     def release(self, index: int) -> None:
         """Give back a slot taken by :meth:`acquire`."""
         self._busy[index] -= 1
         self._free.release()
+        if self.on_change is not None:
+            self.on_change(self.in_flight)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -45,6 +47,8 @@ TEST_PROMPT = "Reply with the single word: OK"
 #: at most this many tokens (``max_tokens`` when smaller).
 CHARS_PER_TOKEN = 4
 EXPECTED_OUTPUT_TOKENS = 500
+#: least-busy with shared state: how stale the other instances' counts may be, and how often ours are published.
+BUSY_EVERY = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +257,12 @@ class LLMManager:
         #: ``LLM_STATE_URL``: what several instances share through Redis (``None``: this process keeps its own).
         self.shared = self._shared_state(llm)
         self._router.shared = self.prober.shared = self.shared
+        self._busy_read: tuple[float, Mapping[str, int]] = (-math.inf, {})
         if self.shared is not None:  # a 429 or an x-ratelimit-* header at zero blocks the provider everywhere
             for name, context in self._contexts.items():
                 context.quota.on_block = self._blocked_everywhere(name)
+                if self.balancer.strategy == "least-busy":
+                    context.slots.on_change = self._publish_busy(name)
         self.auto_fallback: bool = llm.auto_fallback
         configured_order = llm.fallback_entries
         self._fallback = (
@@ -493,9 +500,9 @@ class LLMManager:
         With fallback off, the first error is raised as it is; with it on,
         :class:`AllProvidersFailedError` lists every provider's failure.
         """
-        turn = await self._shared_turn(provider, model)
+        turn, busy = await self._shared_view(provider, model)
         route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation,
-                                                       turn)
+                                                       turn, busy)
         result = await self._router.run(route, make_request, use_fallback)
         self._check_token_limit(result, self._default_max_tokens if max_tokens is None else max_tokens)
         return result
@@ -520,9 +527,9 @@ class LLMManager:
         :class:`CompletionResult`. A stream that breaks for good raises
         :class:`~patcode_core.errors.StreamInterruptedError` with the partial text.
         """
-        turn = await self._shared_turn(provider, model)
+        turn, busy = await self._shared_view(provider, model)
         route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation,
-                                                       turn)
+                                                       turn, busy)
         async with aclosing(self._streams().run(route, make_request, use_fallback)) as events:
             async for event in events:
                 if isinstance(event, CompletionResult):
@@ -596,6 +603,7 @@ class LLMManager:
         fallback: bool | None,
         conversation: str | None = None,
         turn: int | None = None,
+        busy: Mapping[str, int] | None = None,
     ) -> tuple[list[FallbackEntry], Callable[[str], CompletionRequest], bool]:
         """The route, a request builder per model, and whether to fall back."""
         messages = to_messages(prompt)
@@ -604,7 +612,7 @@ class LLMManager:
         chosen_temperature = self._default_temperature if temperature is None else temperature
         chosen_max_tokens = self._default_max_tokens if max_tokens is None else max_tokens
         if provider is None and model is None and self.balancer.strategy != "fallback":
-            route = self.balancer.order(route, lambda entry: self._candidate(entry, messages, chosen_max_tokens), turn)
+            route = self.balancer.order(route, lambda entry: self._candidate(entry, messages, chosen_max_tokens, busy), turn)
 
         def make_request(model_name: str) -> CompletionRequest:
             return CompletionRequest(
@@ -625,13 +633,40 @@ class LLMManager:
 
         return tell
 
-    async def _shared_turn(self, provider: str | None, model: str | None) -> int | None:
-        """This call's turn from the counter every instance shares, when balancing by turns (one round trip)."""
-        if self.shared is None or provider is not None or model is not None or not self.balancer.uses_turns:
-            return None
-        return await self.shared.next_turn("routing") - 1
+    async def _shared_view(self, provider: str | None, model: str | None) -> tuple[int | None, Mapping[str, int] | None]:
+        """What a balanced call needs from the other instances: its round-robin turn (one round trip), or the
+        requests in flight everywhere for least-busy (one round trip, reused for :data:`BUSY_EVERY` seconds)."""
+        if self.shared is None or provider is not None or model is not None:
+            return None, None
+        if self.balancer.uses_turns:
+            return await self.shared.next_turn("routing") - 1, None
+        if self.balancer.strategy != "least-busy":
+            return None, None
+        now = time.monotonic()
+        if now - self._busy_read[0] >= BUSY_EVERY:
+            self._busy_read = (now, await self.shared.in_flight_counts())
+        return None, self._busy_read[1]
 
-    def _candidate(self, entry: FallbackEntry, messages: Sequence[Message], max_tokens: int) -> Candidate | None:
+    def _publish_busy(self, provider: str) -> Callable[[int], None]:
+        """Tell the other instances how many requests ``provider`` has in flight here, at most every :data:`BUSY_EVERY`
+        seconds (the latest count: a skipped publication leaves no drift)."""
+        pending: set[str] = set()
+
+        async def publish() -> None:
+            await asyncio.sleep(BUSY_EVERY)
+            pending.discard(provider)
+            await self.shared.set_in_flight(provider, self._contexts[provider].slots.in_flight)
+
+        def changed(count: int) -> None:
+            if provider not in pending:
+                pending.add(provider)
+                self._router.share(publish())
+
+        return changed
+
+    def _candidate(
+        self, entry: FallbackEntry, messages: Sequence[Message], max_tokens: int, busy: Mapping[str, int] | None = None
+    ) -> Candidate | None:
         """A route the balancer may choose, with what it weighs; ``None`` when unhealthy (no key, circuit not
         closed, rate-limited). Checked without network."""
         context = self._contexts.get(entry.provider)
@@ -647,7 +682,8 @@ class LLMManager:
         if self.balancer.strategy == "least-cost":
             prompt_tokens = sum(len(message.content) for message in messages) // CHARS_PER_TOKEN + 1
             cost = self.usage.cost(entry.provider, model, Usage(prompt_tokens, min(max_tokens, EXPECTED_OUTPUT_TOKENS)))
-        return Candidate(FallbackEntry(entry.provider, model), cost, context.slots.in_flight, quota.remaining_requests)
+        in_flight = context.slots.in_flight if busy is None else max(busy.get(entry.provider, 0), context.slots.in_flight)
+        return Candidate(FallbackEntry(entry.provider, model), cost, in_flight, quota.remaining_requests)
 
     def _observe_latency(self, row: Any) -> None:
         """Feed each answer's first-token time (or whole latency) to the balancer's moving averages."""

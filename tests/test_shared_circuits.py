@@ -97,3 +97,20 @@ async def test_stream_timings_learned_by_one_instance_are_learned_by_another(
     assert learned.learned and learned.samples >= MIN_SAMPLES + 2
     for manager in (teacher, learner):
         await manager.aclose()
+
+
+async def test_least_busy_counts_the_requests_in_flight_on_every_instance(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_ROUTING", "least-busy")
+    slow = FakeProvider("a", priority=1)
+    slow.delay = 1.0
+    busy = manager_with(slow, FakeProvider("b", priority=2))
+    other = manager_with(FakeProvider("a", priority=1), FakeProvider("b", priority=2))
+    long_call = asyncio.ensure_future(busy.complete("hola"))
+    await asyncio.sleep(0.3)  # a has one request in flight on the first instance, published
+    assert (await other.complete("hola")).provider == "b"  # alone, this instance would have picked a
+    assert (await long_call).provider == "a"
+    for manager in (busy, other):
+        await manager.aclose()

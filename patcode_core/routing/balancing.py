@@ -106,7 +106,7 @@ class Balancer:
     @property
     def uses_turns(self) -> bool:
         """Whether picks follow a turn counter (shared by instances through ``LLM_STATE_URL``)."""
-        return self.strategy in ("round-robin", "least-busy")
+        return self.strategy == "round-robin"
 
     def pick(self, candidates: Sequence[Candidate], turn: int | None = None) -> int:
         """The index of the candidate to try first (``candidates`` in fallback order, at least one).
@@ -114,7 +114,7 @@ class Balancer:
         :param turn: the turn of this call when instances share one counter (else this balancer's own).
         """
         strategy = self.strategy
-        if turn is None and self.uses_turns:
+        if turn is None and self.strategy in ("round-robin", "least-busy"):
             self._turn += 1
             turn = self._turn - 1
         if strategy == "round-robin":

@@ -468,6 +468,17 @@ class SharedState:
 
         return await self._run(remote, lambda: _value(count))
 
+    async def set_in_flight(self, provider: str, count: int) -> None:
+        """Publish this instance's requests in flight to ``provider`` as they are now (absolute: a publication
+        skipped or lost leaves no drift). One round trip (the same script as :meth:`in_flight`)."""
+        await self.local.in_flight(provider, count - (await self.local.in_flight(provider, 0)))
+
+        async def remote(client: Any) -> None:
+            await self._script(client, "in_flight", [self.key("busy", self.instance), self.key("busy")],
+                               [provider, max(0, count), _ms(IN_FLIGHT_TTL), self.instance])
+
+        await self._run(remote, _nothing)
+
     async def in_flight_counts(self) -> dict[str, int]:
         """Requests in flight per provider, summed over every live instance (for least-busy).
 
