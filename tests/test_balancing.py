@@ -181,3 +181,10 @@ async def test_least_cost_uses_published_prices(monkeypatch: pytest.MonkeyPatch)
     manager = manager_with(*providers("a", "b"))
     assert {(await manager.complete("hola " * 200)).provider for _ in range(5)} == {"b"}
     await manager.aclose()
+
+
+def test_weighted_by_a_shared_turn_gives_the_same_shares() -> None:
+    balancer = Balancer("weighted", parse_weights("a=3,b=1.5"))
+    candidates = [Candidate(A), Candidate(B), Candidate(C)]
+    counts = Counter(candidates[balancer.pick(candidates, turn)].entry.provider for turn in range(5500))
+    assert counts == {"a": 3000, "b": 1500, "c": 1000}

@@ -114,3 +114,16 @@ async def test_least_busy_counts_the_requests_in_flight_on_every_instance(
     assert (await long_call).provider == "a"
     for manager in (busy, other):
         await manager.aclose()
+
+
+async def test_weighted_shares_hold_across_instances(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    from collections import Counter
+
+    monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_ROUTING", "weighted")
+    monkeypatch.setenv("LLM_WEIGHTS", "a=3,b=1")
+    managers = [manager_with(FakeProvider("a", priority=1), FakeProvider("b", priority=2)) for _ in range(2)]
+    answers = Counter([(await managers[call % 2].complete("hola")).provider for call in range(40)])
+    assert answers == {"a": 30, "b": 10}
+    for manager in managers:
+        await manager.aclose()

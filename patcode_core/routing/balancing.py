@@ -35,6 +35,8 @@ STRATEGIES = ("fallback", "round-robin", "weighted", "least-latency", "least-cos
 EXPLORATION = 0.05
 #: Weight of the newest latency in the moving average.
 ALPHA = 0.3
+#: The longest cycle of ``weighted`` picks when instances share the turn (weights are scaled down beyond it).
+MAX_CYCLE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ class Balancer:
         self._turn = 0
         self._credit: dict[str, float] = {}
         self._latency: dict[str, float] = {}
+        self._sequences: dict[tuple[float, ...], list[int]] = {}
 
     def observe(self, provider: str, model: str, seconds: float) -> None:
         """Fold one answer's latency (or first-token time) into the route's moving average."""
@@ -106,7 +109,7 @@ class Balancer:
     @property
     def uses_turns(self) -> bool:
         """Whether picks follow a turn counter (shared by instances through ``LLM_STATE_URL``)."""
-        return self.strategy == "round-robin"
+        return self.strategy in ("round-robin", "weighted")
 
     def pick(self, candidates: Sequence[Candidate], turn: int | None = None) -> int:
         """The index of the candidate to try first (``candidates`` in fallback order, at least one).
@@ -119,6 +122,9 @@ class Balancer:
             turn = self._turn - 1
         if strategy == "round-robin":
             return (turn or 0) % len(candidates)
+        if strategy == "weighted" and turn is not None:  # instances share the turn: the same interleaving everywhere
+            sequence = self._sequence(tuple(self._weight(candidate.entry) for candidate in candidates))
+            return sequence[turn % len(sequence)]
         if strategy == "weighted":
             keys = [str(candidate.entry) for candidate in candidates]
             total = 0.0
@@ -146,6 +152,23 @@ class Balancer:
             return max(range(len(candidates)),
                        key=lambda index: (-1 if candidates[index].remaining is None else candidates[index].remaining, -index))
         return 0
+
+    def _sequence(self, weights: tuple[float, ...]) -> list[int]:
+        """One full cycle of smooth weighted round-robin over ``weights`` (as small integers), remembered."""
+        known = self._sequences.get(weights)
+        if known is None:
+            scale = 1 if all(float(weight).is_integer() for weight in weights) else 10
+            shares = [max(1, round(weight * scale)) for weight in weights]
+            while sum(shares) > MAX_CYCLE:
+                shares = [max(1, share // 2) for share in shares]
+            credit, known = [0] * len(shares), []
+            for _ in range(sum(shares)):
+                credit = [have + share for have, share in zip(credit, shares, strict=True)]
+                best = max(range(len(shares)), key=credit.__getitem__)
+                credit[best] -= sum(shares)
+                known.append(best)
+            self._sequences[weights] = known
+        return known
 
     def order(self, route: Sequence[FallbackEntry], describe: Callable[[FallbackEntry], Candidate | None],
               turn: int | None = None) -> list[FallbackEntry]:
