@@ -1,6 +1,7 @@
-"""Several ``patcode serve`` instances sharing one PostgreSQL history (issue 14, section 4).
+"""Several ``patcode serve`` instances sharing one PostgreSQL history and one Redis (issue 14, section 4).
 
-Three real gateway processes write to one private PostgreSQL (``tests/postgres_server.py``); the test plays the
+Three real gateway processes write to one private PostgreSQL (``tests/postgres_server.py``) and share their state
+through one private Redis (``tests/redis_server.py``, with a requests-per-minute budget in force); the test plays the
 load balancer, sending each request to the next instance in turn from 8 concurrent clients. Every answer must be
 booked once: the history adds up exactly, and any instance's figures (``llm stats --json``, the page) read the
 same totals.
@@ -24,15 +25,18 @@ import pytest
 from fakes.server_process import FakeProviderServer
 from gateway_process import GatewayProcess, loopback_provider_env, patcode_command
 from postgres_server import PostgresServer, postgres_server, postgres_url  # noqa: F401
+from redis_server import redis_server, redis_url  # noqa: F401
 
 CLIENTS, REQUESTS_EACH, INSTANCES = 8, 250, 3
 ASK = {"model": "auto", "messages": [{"role": "user", "content": "hola"}]}
 
 
 @pytest.fixture
-def instances(tmp_path: Path, provider_server: FakeProviderServer, postgres_url: str) -> Iterator[list[GatewayProcess]]:
+def instances(
+    tmp_path: Path, provider_server: FakeProviderServer, postgres_url: str, redis_url: str
+) -> Iterator[list[GatewayProcess]]:
     env = loopback_provider_env(openai=provider_server.url, LLM_FALLBACK_ORDER="openai", LLM_STATS_STORE=postgres_url,
-                                LLM_HEDGE="off")
+                                LLM_STATE_URL=redis_url, OPENAI_RPM="1000000", LLM_HEDGE="off")
     started = [GatewayProcess(tmp_path / f"instance-{index}", env=env, lang="en").start() for index in range(INSTANCES)]
     try:
         yield started
