@@ -472,13 +472,18 @@ def report(sides: dict[str, Side]) -> None:
         checks.append((f"requests/s >= 10x LiteLLM's at {c} conn.: {ratio:.1f}x", ratio >= 10))
     checks.append((f"start < 1 s: {start:.3f} s", start < 1.0))
     checks.append((f"RSS < 100 MiB: peak {peak:.1f} MiB", peak < 100.0))
+    print_goals(checks)
+    for side in sides.values():
+        if side.errors():
+            print(f"  WARNING: {side.name} had {side.errors()} wrk errors (non-2xx, timeouts, resets): its figures are suspect")
+
+
+def print_goals(checks: list[tuple[str, bool]]) -> None:
+    """The goal check: one ``ok``/``NO`` line per goal."""
     print()
     print("Goals:")
     for text, ok in checks:
         print(f"  {'ok' if ok else 'NO'}  {text}")
-    for side in sides.values():
-        if side.errors():
-            print(f"  WARNING: {side.name} had {side.errors()} wrk errors (non-2xx, timeouts, resets): its figures are suspect")
 
 
 # ---------------------------------------------------------------- main

@@ -409,10 +409,7 @@ def report(targets: dict[str, Target], connections: int, trips: RoundTrips, log_
     evalsha = trips.from_clients.get("EVALSHA", 0) + trips.from_clients.get("EVAL", 0)
     checks.append((f"the ADMIT script ran for each request (EVALSHA/EVAL {evalsha} for {trips.answered})",
                    evalsha >= trips.answered))  # fmt: skip
-    print()
-    print("Goals:")
-    for text, ok in checks:
-        print(f"  {'ok' if ok else 'NO'}  {text}")
+    gw.print_goals(checks)
     for target in targets.values():
         if target.errors():
             print(f"  WARNING: {target.name} had {target.errors()} wrk errors (non-2xx, timeouts, resets): suspect figures")
