@@ -29,3 +29,16 @@ def anthropic_error(type_: str, message: str, request_id: str | None = REQUEST_I
     if request_id:
         body["request_id"] = request_id
     return body
+
+
+# The response shape of "Handle streaming refusals", as a whole message.
+REFUSAL = {
+    **MESSAGE,
+    "content": [{"type": "text", "text": "Hello.."}],
+    "stop_reason": "refusal",
+    "stop_details": {
+        "type": "refusal",
+        "category": "cyber",
+        "explanation": "This request was declined because it could enable cyber harm.",
+    },
+}

@@ -8,7 +8,7 @@ answer, the errors reference's error bodies, and the streaming reference's "Basi
 
 from __future__ import annotations
 
-from anthropic_payloads import KEY, MESSAGE, REQUEST_ID, anthropic_error
+from anthropic_payloads import KEY, MESSAGE, REFUSAL, REQUEST_ID, anthropic_error
 
 from patcode_core.plugin import ErrorKind, Usage
 from patcode_core.testing import ConformanceSuite, ProviderDescription, StreamCase, WireCase, sse_event
@@ -22,17 +22,6 @@ def failed(status: int, type_: str, message: str, label: str = "", **headers: st
     return WireCase(status, json=anthropic_error(type_, message), headers={"request-id": REQUEST_ID, **headers}, label=label)
 
 
-# The refusal of "Handle streaming refusals", as a whole message (test_anthropic_wire.py).
-REFUSAL = {
-    **MESSAGE,
-    "content": [{"type": "text", "text": "Hello.."}],
-    "stop_reason": "refusal",
-    "stop_details": {
-        "type": "refusal",
-        "category": "cyber",
-        "explanation": "This request was declined because it could enable cyber harm.",
-    },
-}
 
 # The streaming reference's "Basic streaming request", ping included (test_anthropic_stream.py).
 MESSAGE_START = sse_event(

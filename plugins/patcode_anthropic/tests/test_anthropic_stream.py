@@ -12,6 +12,7 @@ import json
 import httpx
 import pytest
 import respx
+from anthropic_payloads import MESSAGE
 
 from patcode_core.errors import ErrorKind, ProviderError, StreamInterruptedError
 from patcode_core.manager import LLMManager
@@ -234,17 +235,7 @@ async def test_unreadable_events_are_skipped_then_the_stream_is_malformed(manage
 
 @respx.mock
 async def test_a_server_that_ignores_stream_answers_whole(manager: LLMManager) -> None:
-    message = {
-        "content": [{"text": "Hi! My name is Claude.", "type": "text"}],
-        "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
-        "model": "claude-sonnet-4-5-20250929",
-        "role": "assistant",
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "type": "message",
-        "usage": {"input_tokens": 2095, "output_tokens": 503},
-    }
-    respx.post(MESSAGES_URL).mock(return_value=httpx.Response(200, json=message))
+    respx.post(MESSAGES_URL).mock(return_value=httpx.Response(200, json=MESSAGE))
     _, result = await run(manager)
     assert result.text == "Hi! My name is Claude." and result.usage.output_tokens == 503
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
-from anthropic_payloads import KEY, MESSAGE, REQUEST_ID, anthropic_error
+from anthropic_payloads import KEY, MESSAGE, REFUSAL, REQUEST_ID, anthropic_error
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
@@ -231,18 +231,7 @@ async def test_stop_reasons(manager: LLMManager, stop_reason: str, finish: str) 
 
 @respx.mock
 async def test_a_refusal_is_a_content_filter_error_with_anthropics_explanation(manager: LLMManager) -> None:
-    # The response shape of "Handle streaming refusals".
-    body = {
-        **MESSAGE,
-        "content": [{"type": "text", "text": "Hello.."}],
-        "stop_reason": "refusal",
-        "stop_details": {
-            "type": "refusal",
-            "category": "cyber",
-            "explanation": "This request was declined because it could enable cyber harm.",
-        },
-    }
-    respx.post(MESSAGES_URL).mock(return_value=httpx.Response(200, json=body))
+    respx.post(MESSAGES_URL).mock(return_value=httpx.Response(200, json=REFUSAL))
     with pytest.raises(ProviderError) as caught:
         await manager.complete("hola")  # fallback on: a content filter error still does not fall back
     assert caught.value.kind is ErrorKind.CONTENT_FILTER and not caught.value.fallback

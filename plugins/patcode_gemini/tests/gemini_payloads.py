@@ -6,6 +6,8 @@ folder's conftest puts it on ``sys.path`` so both import from here.
 
 from __future__ import annotations
 
+import json
+
 from patcode_gemini.settings import DEFAULT_MODEL
 
 # A generateContent answer of a thinking model: GenerateContentResponse with candidates[].content.parts[].text,
@@ -51,3 +53,24 @@ def quota_failure(*quota_ids: str) -> dict:
     return {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
         {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": quota_id,
          "quotaDimensions": {"location": "global", "model": DEFAULT_MODEL}} for quota_id in quota_ids]}
+
+
+# streamGenerateContent?alt=sse: each event a GenerateContentResponse; Google ends its SSE lines with CRLF.
+RESPONSE_ID = "uJUmae6XBZ6zkdUP6KO7-Ac"
+
+
+def event(text: str | None = None, *, finish: str | None = None, usage: dict | None = None, **candidate: object) -> dict:
+    """One GenerateContentResponse of a stream."""
+    body: dict = {"candidates": [{"content": {"parts": [{"text": text}] if text is not None else [], "role": "model"},
+                                  "index": 0, **candidate}],
+                  "modelVersion": "gemini-3.5-flash-lite", "responseId": RESPONSE_ID}
+    if finish is not None:
+        body["candidates"][0]["finishReason"] = finish
+    if usage is not None:
+        body["usageMetadata"] = usage
+    return body
+
+
+def sse(*events: object) -> bytes:
+    """Events as Google frames them: CRLF line ends (a string goes as it is)."""
+    return "".join(f"data: {item if isinstance(item, str) else json.dumps(item)}\r\n\r\n" for item in events).encode()

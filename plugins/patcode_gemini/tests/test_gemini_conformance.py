@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from gemini_payloads import REPLY, error_info, google_error, quota_failure, retry_info
+from gemini_payloads import REPLY, error_info, event, google_error, quota_failure, retry_info, sse
 
 from patcode_core.plugin import ErrorKind, Usage
 from patcode_core.testing import ConformanceSuite, ProviderDescription, StreamCase, WireCase
@@ -30,7 +30,6 @@ KEY = "AIzaSyKIT-patcode-conformance-01234Zq8x"
 MODEL = "gemini-3.5-flash-lite"
 GENERATE = f"/v1beta/models/{MODEL}:generateContent"
 STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent"  # sent with ?alt=sse, which the kit does not match on
-RESPONSE_ID = "uJUmae6XBZ6zkdUP6KO7-Ac"
 
 # -- generateContent: the payloads of test_gemini_wire.py (gemini_payloads.py) ---------------------
 
@@ -54,23 +53,6 @@ HTML = {"content-type": "text/html"}
 RATE_LIMIT_MESSAGE = "Resource has been exhausted (e.g. check quota)."
 
 # -- streamGenerateContent?alt=sse (as in test_gemini_stream.py) ------------------------------
-
-
-def event(text: str | None = None, *, finish: str | None = None, usage: dict | None = None) -> dict:
-    """One GenerateContentResponse of a stream."""
-    body: dict = {"candidates": [{"content": {"parts": [{"text": text}] if text is not None else [], "role": "model"},
-                                  "index": 0}],
-                  "modelVersion": "gemini-3.5-flash-lite", "responseId": RESPONSE_ID}
-    if finish is not None:
-        body["candidates"][0]["finishReason"] = finish
-    if usage is not None:
-        body["usageMetadata"] = usage
-    return body
-
-
-def sse(item: dict) -> bytes:
-    """One event as Google frames it: its SSE lines end with CRLF (the kit's own framing would use LF)."""
-    return f"data: {json.dumps(item)}\r\n\r\n".encode()
 
 
 # Cumulative usage on every event; thinking counted only once it is done; no [DONE]: the last event has finishReason.

@@ -14,6 +14,7 @@ import json
 import httpx
 import pytest
 import respx
+from gemini_payloads import RESPONSE_ID, event, sse
 from patcode_gemini.settings import DEFAULT_MODEL
 
 from patcode_core.errors import ErrorKind, ProviderError, StreamInterruptedError
@@ -22,25 +23,6 @@ from patcode_core.types import CompletionResult, TextDelta
 
 BASE = "https://generativelanguage.googleapis.com"
 STREAM = f"{BASE}/v1beta/models/{DEFAULT_MODEL}:streamGenerateContent"
-RESPONSE_ID = "uJUmae6XBZ6zkdUP6KO7-Ac"
-
-
-def event(text: str | None = None, *, finish: str | None = None, usage: dict | None = None, **candidate: object) -> dict:
-    """One GenerateContentResponse of a stream."""
-    body: dict = {"candidates": [{"content": {"parts": [{"text": text}] if text is not None else [], "role": "model"},
-                                  "index": 0, **candidate}],
-                  "modelVersion": "gemini-3.5-flash-lite", "responseId": RESPONSE_ID}
-    if finish is not None:
-        body["candidates"][0]["finishReason"] = finish
-    if usage is not None:
-        body["usageMetadata"] = usage
-    return body
-
-
-def sse(*events: object) -> bytes:
-    return "".join(f"data: {item if isinstance(item, str) else json.dumps(item)}\r\n\r\n" for item in events).encode()
-
-
 def streamed(body: bytes) -> httpx.Response:
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from groq_payloads import GROQ_SUCCESS as SUCCESS
+from groq_payloads import LAST, chunk
 from groq_payloads import groq_error as error
 
 from patcode_core.plugin import ErrorKind, Usage
@@ -14,19 +15,6 @@ KEY = "gsk_kitconformance0123456789abcdefZq8x"
 
 
 
-def chunk(content: str | None = None, finish: str | None = None, **extra: object) -> dict:
-    delta = {} if content is None else {"content": content}
-    return {
-        "id": "chatcmpl-f51b2cd2-bef7-417e-964e-a08f0b513c22", "object": "chat.completion.chunk", "created": 1730241104,
-        "model": "openai/gpt-oss-120b", "system_fingerprint": "fp_179b0f92c9",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra,
-    }
-
-
-# Groq's last chunk carries the usage under x_groq.
-LAST = chunk(finish="stop", x_groq={"id": "req_01jbd6g2qdfw2adyrt2az8hz4w", "usage": {
-    "queue_time": 0.061, "prompt_tokens": 18, "prompt_time": 0.0007, "completion_tokens": 3,
-    "completion_time": 0.01, "total_tokens": 21, "total_time": 0.0107}})
 
 
 class TestGroqConformance(ConformanceSuite):

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 import respx
-from groq_payloads import GROQ_SUCCESS, groq_error
+from groq_payloads import GROQ_SUCCESS, LAST, chunk, groq_error
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
@@ -214,27 +214,14 @@ def sse(*events: object) -> bytes:
     return "".join(f"data: {json.dumps(e) if isinstance(e, dict) else e}\n\n" for e in events).encode()
 
 
-def groq_chunk(content: str | None = None, finish: str | None = None, **extra: object) -> dict:
-    delta = {} if content is None else {"content": content}
-    return {
-        "id": "chatcmpl-f51b2cd2-bef7-417e-964e-a08f0b513c22", "object": "chat.completion.chunk", "created": 1730241104,
-        "model": "openai/gpt-oss-120b", "system_fingerprint": "fp_179b0f92c9",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra,
-    }
-
-
-# Groq's last chunk carries the usage under x_groq.
-GROQ_LAST = groq_chunk(finish="stop", x_groq={"id": "req_01jbd6g2qdfw2adyrt2az8hz4w", "usage": {
-    "queue_time": 0.061, "prompt_tokens": 18, "prompt_time": 0.0007, "completion_tokens": 3,
-    "completion_time": 0.01, "total_tokens": 21, "total_time": 0.0107}})
 
 
 @respx.mock
 async def test_stream_reads_text_and_x_groq_usage(manager: LLMManager) -> None:
     route = respx.post(f"{BASE}/chat/completions").mock(return_value=httpx.Response(
         200, headers={"content-type": "text/event-stream"},
-        content=sse({**groq_chunk(""), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]},
-                    groq_chunk("Fast"), groq_chunk(" models"), groq_chunk("."), GROQ_LAST, "[DONE]"),
+        content=sse({**chunk(""), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]},
+                    chunk("Fast"), chunk(" models"), chunk("."), LAST, "[DONE]"),
     ))
     events = [event async for event in manager.stream("hola")]
     result = events[-1]

@@ -36,3 +36,21 @@ SUCCESS = {
     "service_tier": "default",
     "system_fingerprint": "fp_fc9f1d7035",
 }
+
+
+# The streaming reference's chat.completion.chunk, and its last chunk with the usage (stream_options.include_usage).
+def chunk(content: str | None = None, finish: str | None = None, **delta: object) -> dict:
+    """A chat.completion.chunk as in OpenAI's streaming reference."""
+    body = dict(delta)
+    if content is not None:
+        body["content"] = content
+    return {
+        "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
+        "system_fingerprint": "fp_44709d6fcb",
+        "choices": [{"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+USAGE_CHUNK = {"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
+               "system_fingerprint": "fp_44709d6fcb", "choices": [],
+               "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}

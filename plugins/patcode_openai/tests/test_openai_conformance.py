@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openai_payloads import SUCCESS
+from openai_payloads import SUCCESS, USAGE_CHUNK, chunk
 
 from patcode_core.plugin import ErrorKind, Usage
 from patcode_core.testing import ConformanceSuite, ProviderDescription, StreamCase, WireCase
@@ -15,21 +15,6 @@ def error(message: str, type_: str, code: str | None, param: str | None = None) 
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def chunk(content: str | None = None, finish: str | None = None, **delta: object) -> dict:
-    """A chat.completion.chunk as in OpenAI's streaming reference."""
-    body = dict(delta)
-    if content is not None:
-        body["content"] = content
-    return {
-        "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
-        "system_fingerprint": "fp_44709d6fcb",
-        "choices": [{"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}],
-    }
-
-
-USAGE_CHUNK = {"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
-               "system_fingerprint": "fp_44709d6fcb", "choices": [],
-               "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}
 
 
 class TestOpenAIConformance(ConformanceSuite):

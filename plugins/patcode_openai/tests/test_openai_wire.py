@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 import respx
-from openai_payloads import SUCCESS
+from openai_payloads import SUCCESS, USAGE_CHUNK, chunk
 
 from patcode_core.errors import ErrorKind, ProviderError
 from patcode_core.manager import LLMManager
@@ -235,21 +235,6 @@ def sse(*events: object) -> bytes:
     return "".join(f"data: {json.dumps(e) if isinstance(e, dict) else e}\n\n" for e in events).encode()
 
 
-def chunk(content: str | None = None, finish: str | None = None, **delta: object) -> dict:
-    """A chat.completion.chunk as in OpenAI's streaming reference."""
-    body = dict(delta)
-    if content is not None:
-        body["content"] = content
-    return {
-        "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
-        "system_fingerprint": "fp_44709d6fcb",
-        "choices": [{"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}],
-    }
-
-
-USAGE_CHUNK = {"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
-               "system_fingerprint": "fp_44709d6fcb", "choices": [],
-               "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}
 
 
 def streamed(body: bytes) -> httpx.Response:
