@@ -127,3 +127,27 @@ async def test_weighted_shares_hold_across_instances(monkeypatch: pytest.MonkeyP
     assert answers == {"a": 30, "b": 10}
     for manager in managers:
         await manager.aclose()
+
+
+async def test_the_shared_cache_keeps_what_the_local_cache_keeps_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    from patcode_core.types import ProviderReply, Usage
+
+    monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_CACHE", "true")
+    monkeypatch.setenv("LLM_STATS_STORE", "off")  # no cache shared through the disk: only Redis
+    providers = [FakeProvider("a"), FakeProvider("a")]
+    for provider in providers:
+        provider.behaviour = lambda request: ProviderReply(text="cut sho", finish_reason="length", usage=Usage(3, 4))
+    one, other = (manager_with(provider) for provider in providers)
+    assert not (await one.complete("hola", temperature=0)).cached
+    await asyncio.sleep(0.2)
+    assert not (await other.complete("hola", temperature=0)).cached  # an answer cut by the token limit is never cached
+    assert len(providers[1].calls) == 1
+    providers[0].behaviour = lambda request: ProviderReply(text="whole", finish_reason="stop", usage=Usage(3, 4))
+    await one.complete("otra", temperature=0)
+    await asyncio.sleep(0.2)
+    assert (await other.complete("otra", temperature=0)).cached
+    for manager in (one, other):
+        await manager.aclose()

@@ -240,14 +240,22 @@ class UsageLog:
     def _key(self, provider: str, request: CompletionRequest) -> str:
         return cache_key(provider, request.model, request, scope=self.scopes.get(provider, ""))
 
-    def cached(self, provider: str, request: CompletionRequest) -> CachedAnswer | None:
-        """The cached answer for this request at ``provider`` (same endpoint and key), when caching is on for it."""
+    def cached(self, provider: str, request: CompletionRequest, key: str | None = None) -> CachedAnswer | None:
+        """The cached answer for this request at ``provider`` (same endpoint and key), when caching is on for it.
+
+        :param key: :meth:`key_of` this request, when the caller has it already.
+        """
         if provider not in self.cache_for:
             return None
-        return self.store.cached(self._key(provider, request))
+        return self.store.cached(key or self._key(provider, request))
 
-    def remember(self, provider: str, request: CompletionRequest, answer: CachedAnswer) -> None:
-        """Cache a complete answer (never an error, never one cut by the token limit)."""
+    def remember(self, provider: str, request: CompletionRequest, answer: CachedAnswer) -> str | None:
+        """Cache a complete answer (never an error, never one cut by the token limit).
+
+        :return: the key it was kept under, or ``None`` when it was not kept (what a shared cache may keep too).
+        """
         if provider not in self.cache_for or answer.finish_reason == "length" or not answer.text:
-            return
-        self.store.put_cached(self._key(provider, request), provider, request.model, self.cache_ttl, answer)
+            return None
+        key = self._key(provider, request)
+        self.store.put_cached(key, provider, request.model, self.cache_ttl, answer)
+        return key

@@ -259,9 +259,9 @@ class Router:
         cost = self.usage.cost(name, answer.model or model, usage)
         self.usage.attempt(name, model, "success", request=opened.request, latency=latency, usage=usage, ttft=ttft,
                            cost=cost, fallback_from=_fallback_from(name, failures), answer=answer.text)
-        self.usage.remember(name, opened.request, answer)
-        if self.shared is not None and name in self.usage.cache_for:
-            self.share(self.shared.cache_put(self.usage.key_of(name, opened.request), answer_json(answer), self.usage.cache_ttl))
+        kept = self.usage.remember(name, opened.request, answer)
+        if kept is not None and self.shared is not None:  # what the local cache keeps, and nothing else
+            self.share(self.shared.cache_put(kept, answer_json(answer), self.usage.cache_ttl))
         if opened.circuit.success():
             self._log_circuit_closed(name, model, opened.circuit)
             if self.shared is not None:
@@ -342,9 +342,10 @@ class Router:
         request: CompletionRequest | None = None
         if name in self.usage.cache_for:
             request = make_request(model)
-            hit = self.usage.cached(name, request)
+            key = self.usage.key_of(name, request)
+            hit = self.usage.cached(name, request, key)
             if hit is None and self.shared is not None:
-                hit = answer_of(await self.shared.cache_get(self.usage.key_of(name, request)))
+                hit = answer_of(await self.shared.cache_get(key))
             if hit is not None:
                 return Opened(entry, 0, context, circuit, request, hit, 0.0, 0)
         if circuit.state is CircuitState.OPEN:  # the cheapest way past a dead provider
