@@ -650,16 +650,18 @@ class LLMManager:
     def _publish_busy(self, provider: str) -> Callable[[int], None]:
         """Tell the other instances how many requests ``provider`` has in flight here, at most every :data:`BUSY_EVERY`
         seconds (the latest count: a skipped publication leaves no drift)."""
-        pending: set[str] = set()
+        pending = False
 
         async def publish() -> None:
+            nonlocal pending
             await asyncio.sleep(BUSY_EVERY)
-            pending.discard(provider)
+            pending = False
             await self.shared.set_in_flight(provider, self._contexts[provider].slots.in_flight)
 
         def changed(count: int) -> None:
-            if provider not in pending:
-                pending.add(provider)
+            nonlocal pending
+            if not pending:
+                pending = True
                 self._router.share(publish())
 
         return changed

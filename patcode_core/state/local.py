@@ -141,7 +141,10 @@ class LocalState:
         return next(counter)
 
     async def in_flight(self, provider: str, delta: int) -> int:
-        count = max(0, self._busy.get(provider, 0) + delta)
+        return await self.set_in_flight(provider, self._busy.get(provider, 0) + delta)
+
+    async def set_in_flight(self, provider: str, count: int) -> int:
+        count = max(0, count)
         if count:
             self._busy[provider] = count
         else:

@@ -459,7 +459,15 @@ class SharedState:
         :return: this instance's count after the change (never below 0). One round trip (a script that writes
           the count this instance keeps itself).
         """
-        count = await self.local.in_flight(provider, delta)
+        return await self.set_in_flight(provider, await self.local.in_flight(provider, 0) + delta)
+
+    async def set_in_flight(self, provider: str, count: int) -> int:
+        """Publish this instance's requests in flight to ``provider`` as they are now (absolute: a publication
+        skipped or lost leaves no drift). One round trip (a script).
+
+        :return: the count kept (never below 0).
+        """
+        count = await self.local.set_in_flight(provider, count)
 
         async def remote(client: Any) -> int:
             await self._script(client, "in_flight", [self.key("busy", self.instance), self.key("busy")],
@@ -467,17 +475,6 @@ class SharedState:
             return count
 
         return await self._run(remote, lambda: _value(count))
-
-    async def set_in_flight(self, provider: str, count: int) -> None:
-        """Publish this instance's requests in flight to ``provider`` as they are now (absolute: a publication
-        skipped or lost leaves no drift). One round trip (the same script as :meth:`in_flight`)."""
-        await self.local.in_flight(provider, count - (await self.local.in_flight(provider, 0)))
-
-        async def remote(client: Any) -> None:
-            await self._script(client, "in_flight", [self.key("busy", self.instance), self.key("busy")],
-                               [provider, max(0, count), _ms(IN_FLIGHT_TTL), self.instance])
-
-        await self._run(remote, _nothing)
 
     async def in_flight_counts(self) -> dict[str, int]:
         """Requests in flight per provider, summed over every live instance (for least-busy).
