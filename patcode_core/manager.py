@@ -29,7 +29,7 @@ from patcode_core.redact import redact
 from patcode_core.routing.balancing import Balancer, Candidate, parse_weights
 from patcode_core.routing.breaker import BreakerBoard, CircuitBreaker, CircuitState, CircuitStatus
 from patcode_core.routing.circuit_probes import CircuitProber
-from patcode_core.routing.learned_limits import NO_HISTORY, WINDOW, LearnedLimits, Timing
+from patcode_core.routing.learned_limits import NO_HISTORY, WINDOW, LearnedLimits, StreamLimits, Timing
 from patcode_core.routing.ratelimit import QuotaSnapshot
 from patcode_core.routing.router import Router
 
@@ -592,6 +592,16 @@ class LLMManager:
                 cold_start=cold_start,
             )
         return self._learned_limits
+
+    def limits_in_force(self) -> list[tuple[str, str, StreamLimits]]:
+        """(provider, model, limits) for each configured provider's model: the stream time limits in force."""
+        found = []
+        for name in self.installed:
+            settings = self.settings.llm.providers.get(name)
+            if settings is None or not self.is_configured(name):
+                continue
+            found.append((name, settings.model, self.learned_limits.limits(name, settings.model, settings.timeout, steady=True)))
+        return found
 
     def _plan(
         self,

@@ -24,6 +24,7 @@ from patcode_core.safe_text import printable_line
 if TYPE_CHECKING:
     from patcode_core.gateway.app import Gateway
     from patcode_core.manager import ProviderStatus
+    from patcode_core.routing.learned_limits import StreamLimits
 
 STYLE = """
 :root { color-scheme: light dark; --ok: #1a7f37; --bad: #cf222e; --mark: #0969da; --muted: #6e7781; }
@@ -100,17 +101,15 @@ def _circuit(gateway: Gateway, row: ProviderStatus) -> str:
     return "<br>".join(parts)
 
 
-def _limits(gateway: Gateway, row: ProviderStatus) -> str:
-    manager = gateway.manager
-    settings = manager.settings.llm.providers.get(row.name)
-    if settings is None or not manager.is_configured(row.name):
+def _limits(found: StreamLimits | None) -> str:
+    if found is None:
         return "—"
-    found = manager.learned_limits.limits(row.name, settings.model, settings.timeout, steady=True)
     source = t("page.limits_learned", samples=found.samples) if found.learned else t("page.limits_default")
     return escape(t("page.limits", first=f"{found.first_token:g}", idle=f"{found.idle:g}", source=source))
 
 
 def _providers(gateway: Gateway, rows: Sequence[ProviderStatus], csrf: str) -> str:
+    limits = {name: found for name, _, found in gateway.manager.limits_in_force()}
     lines = []
     for row in rows:
         mark = "✅" if row.available else "❌"
@@ -123,7 +122,7 @@ def _providers(gateway: Gateway, rows: Sequence[ProviderStatus], csrf: str) -> s
             f'<tr data-provider="{text(row.name)}"><td class="name"><strong>{text(row.name)}</strong>{current}</td>'
             f'<td class="status">{mark} {escape(state)}</td><td class="reason">{text(reason)}</td>'
             f'<td class="model">{text(row.model) or "—"}</td><td class="circuit">{_circuit(gateway, row)}</td>'
-            f'<td class="limits">{_limits(gateway, row)}</td>'
+            f'<td class="limits">{_limits(limits.get(row.name))}</td>'
             f'<td><form class="test-provider" method="post" action="/ui/test">{_csrf(csrf)}'
             f'<input type="hidden" name="provider" value="{text(row.name)}">'
             f'<button type="submit">{escape(t("page.test_button"))}</button></form></td></tr>'

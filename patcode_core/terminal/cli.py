@@ -235,9 +235,7 @@ def _stats(facade: SyncLLMManager, words: list[str], command: str = "/llm stats"
         # ASCII JSON: a model name with control or bidi characters reaches the terminal escaped.
         from dataclasses import asdict
 
-        from patcode_core.terminal.render import limits_in_force
-
-        limits = [{"provider": name, "model": model, **asdict(found)} for name, model, found in limits_in_force(manager)]
+        limits = [{"provider": name, "model": model, **asdict(found)} for name, model, found in manager.limits_in_force()]
         print(json.dumps({"providers": [usage.as_dict() for usage in figures], "since": since, "stream_limits": limits},
                          ensure_ascii=True, indent=2))
         return EXIT_OK

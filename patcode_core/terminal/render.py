@@ -18,7 +18,6 @@ from patcode_core.types import CompletionResult
 
 if TYPE_CHECKING:
     from patcode_core.accounting.history import ProviderUsage
-    from patcode_core.routing.learned_limits import StreamLimits
 
 
 def providers_block(rows: Sequence[ProviderStatus]) -> str:
@@ -160,21 +159,10 @@ def _usage_lines(usage: ProviderUsage) -> list[str]:
     return lines
 
 
-def limits_in_force(manager: LLMManager) -> list[tuple[str, str, StreamLimits]]:
-    """(provider, model, limits) for each configured provider's model: the stream time limits in force."""
-    found = []
-    for name in manager.installed:
-        settings = manager.settings.llm.providers.get(name)
-        if settings is None or not manager.is_configured(name):
-            continue
-        found.append((name, settings.model, manager.learned_limits.limits(name, settings.model, settings.timeout, steady=True)))
-    return found
-
-
 def limits_lines(manager: LLMManager) -> list[str]:
     """The stream time limits in force, one line per configured provider (learned, or the defaults)."""
     lines = []
-    for name, model, limits in limits_in_force(manager):
+    for name, model, limits in manager.limits_in_force():
         source = (
             t("cli.limits_learned", samples=limits.samples, p99=_seconds(limits.first_token_p99))
             if limits.learned
