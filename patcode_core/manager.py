@@ -234,7 +234,8 @@ class LLMManager:
         self.usage = self._usage_log(llm)
         #: ``LLM_ROUTING``: which healthy route a call with no provider named tries first.
         self.balancer = Balancer(llm.routing, parse_weights(llm.weights))
-        self.usage.observers.append(self._observe_latency)
+        if self.balancer.strategy == "least-latency":  # the only strategy that weighs latencies
+            self.usage.observers.append(self._observe_latency)
         #: Checks open circuits in the background; stopped by :meth:`aclose`.
         self.prober = CircuitProber(self.availability, self._log)
         self.breakers = BreakerBoard(
