@@ -63,6 +63,11 @@ def completion_body(result: CompletionResult, identifier: str | None = None) -> 
     }
 
 
+def _event(body: dict[str, Any]) -> bytes:
+    """One SSE ``data:`` event holding ``body`` as compact JSON."""
+    return b"data: " + json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace") + b"\n\n"
+
+
 class ChunkWriter:
     """The SSE lines of one streamed answer, each ``data: {json}\\n\\n``, and the closing ``data: [DONE]``."""
 
@@ -83,7 +88,7 @@ class ChunkWriter:
         }
         if self.include_usage:
             chunk["usage"] = usage if with_usage else None
-        return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace") + b"\n\n"
+        return _event(chunk)
 
     def delta(self, text: str, role: bool = False) -> bytes:
         """A piece of text (the first one also says the role)."""
@@ -100,4 +105,4 @@ class ChunkWriter:
     @staticmethod
     def error(body: dict[str, Any]) -> bytes:
         """An error event: the chat-completions API's error body on a ``data:`` line (the official SDKs raise it); no ``[DONE]`` follows."""
-        return b"data: " + json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace") + b"\n\n"
+        return _event(body)
