@@ -61,6 +61,8 @@ MAX_TOKENS_LIMIT = 10_000_000
 
 #: A cached answer lives at most a year.
 MAX_CACHE_TTL = 365 * 86_400.0
+#: A Redis slower than this is no shared state at all (the hot path waits on it before every send).
+MAX_STATE_TIMEOUT = 10.0
 #: One answer is at most 1 GiB, whatever LLM_MAX_RESPONSE_BYTES says.
 MAX_RESPONSE_BYTES_LIMIT = 1 << 30
 
@@ -99,6 +101,8 @@ class LLMSettings(PatCodeSettings):
     state_url: str = ""
     #: The namespace of every Redis key.
     state_prefix: str = "patcode"
+    #: Seconds Redis may take to connect or answer before an instance goes on with its local state.
+    state_timeout: float = Field(default=0.2, gt=0, le=MAX_STATE_TIMEOUT)
     #: ``on`` (SQLite in the data directory), ``off`` (memory) or a ``postgresql://`` URL (shared history).
     stats_store: str = "on"
     log_content: bool = False

@@ -287,7 +287,7 @@ class LLMManager:
             raise ConfigError(t("config.no_redis"), install_hint())
         from patcode_core.state.shared import SharedState
 
-        return SharedState(llm.state_url, llm.state_prefix)
+        return SharedState(llm.state_url, llm.state_prefix, timeout=llm.state_timeout)
 
     def _usage_log(self, llm: Any) -> UsageLog:
         """History, prices and cache as configured (``LLM_STATS_STORE``, ``LLM_PRICES``, ``LLM_CACHE``)."""

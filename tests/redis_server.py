@@ -35,6 +35,10 @@ from typing import Any
 import pytest
 from private_servers import free_port, require
 
+#: ``LLM_STATE_TIMEOUT`` (and ``SharedState(timeout=…)``) for tests that count what is shared exactly: at the
+#: default 0.2 s, one hiccup of a loaded machine sends an instance to its local state and the count is off.
+PATIENT_TIMEOUT = 2.0
+
 
 def redis_binary() -> Path | None:
     """Debian's ``redis-server`` (or ``PATCODE_REDIS_SERVER``), or ``None`` when it is not installed."""

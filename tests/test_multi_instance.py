@@ -25,7 +25,7 @@ import pytest
 from fakes.server_process import FakeProviderServer
 from gateway_process import GatewayProcess, loopback_provider_env, patcode_command
 from postgres_server import PostgresServer, postgres_server, postgres_url  # noqa: F401
-from redis_server import redis_server, redis_url  # noqa: F401
+from redis_server import PATIENT_TIMEOUT, redis_server, redis_url  # noqa: F401
 
 CLIENTS, REQUESTS_EACH, INSTANCES = 8, 250, 3
 ASK = {"model": "auto", "messages": [{"role": "user", "content": "hola"}]}
@@ -36,7 +36,7 @@ def instances(
     tmp_path: Path, provider_server: FakeProviderServer, postgres_url: str, redis_url: str
 ) -> Iterator[list[GatewayProcess]]:
     env = loopback_provider_env(openai=provider_server.url, LLM_FALLBACK_ORDER="openai", LLM_STATS_STORE=postgres_url,
-                                LLM_STATE_URL=redis_url, OPENAI_RPM="1000000", LLM_HEDGE="off")
+                                LLM_STATE_URL=redis_url, LLM_STATE_TIMEOUT=str(PATIENT_TIMEOUT), OPENAI_RPM="1000000", LLM_HEDGE="off")
     started = [GatewayProcess(tmp_path / f"instance-{index}", env=env, lang="en").start() for index in range(INSTANCES)]
     try:
         yield started

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fakes.server_process import FakeProviderServer
 from gateway_process import GatewayProcess, loopback_provider_env
-from redis_server import RedisServer, redis_server, redis_url  # noqa: F401
+from redis_server import PATIENT_TIMEOUT, RedisServer, redis_server, redis_url  # noqa: F401
 
 ASK = {"model": "auto", "messages": [{"role": "user", "content": "hola"}]}
 KEY_SENTINEL = "gsk_loopback_gateway_test_key_000000"
@@ -47,7 +47,7 @@ def test_one_rpm_budget_holds_across_instances(
     instances: Callable[..., list[GatewayProcess]], provider_server: FakeProviderServer, redis_url: str
 ) -> None:
     env = loopback_provider_env(groq=provider_server.url, LLM_FALLBACK_ORDER="groq", GROQ_RPM="30",
-                                LLM_MAX_RATE_LIMIT_WAIT="0", LLM_STATE_URL=redis_url, LLM_HEDGE="off")
+                                LLM_MAX_RATE_LIMIT_WAIT="0", LLM_STATE_URL=redis_url, LLM_STATE_TIMEOUT=str(PATIENT_TIMEOUT), LLM_HEDGE="off")
     gateways = instances(3, **env)
     turns = itertools.cycle(gateways)
     statuses = [post(next(turns)).status_code for _ in range(60)]
@@ -60,7 +60,7 @@ def test_a_circuit_opened_by_one_instance_is_skipped_by_the_others_without_a_req
     fallback_server: FakeProviderServer, redis_url: str,
 ) -> None:
     env = loopback_provider_env(groq=provider_server.url, openai=fallback_server.url, LLM_FALLBACK_ORDER="groq,openai",
-                                LLM_STATE_URL=redis_url, LLM_HEDGE="off", LLM_BREAKER_THRESHOLD="3")
+                                LLM_STATE_URL=redis_url, LLM_STATE_TIMEOUT=str(PATIENT_TIMEOUT), LLM_HEDGE="off", LLM_BREAKER_THRESHOLD="3")
     first, second = instances(2, **env)
     provider_server.fault("chat", {"type": "http", "status": 500, "body": {"error": {"message": "down"}}, "always": True})
     for _ in range(3):
@@ -76,7 +76,7 @@ def test_an_answer_cached_by_one_instance_is_a_hit_on_another(
     redis_url: str,
 ) -> None:
     env = loopback_provider_env(groq=provider_server.url, LLM_FALLBACK_ORDER="groq", LLM_CACHE="true",
-                                LLM_STATE_URL=redis_url, LLM_HEDGE="off")
+                                LLM_STATE_URL=redis_url, LLM_STATE_TIMEOUT=str(PATIENT_TIMEOUT), LLM_HEDGE="off")
     first, second = instances(2, **env)
     provider_server.configure(reply="una respuesta fija")  # the answer does not echo the prompt
     body = {"model": "auto", "temperature": 0, "messages": [{"role": "user", "content": "una pregunta cacheable"}]}
@@ -132,7 +132,7 @@ def test_a_rate_limit_one_instance_was_told_about_holds_for_the_others(
     fallback_server: FakeProviderServer, redis_url: str,
 ) -> None:
     env = loopback_provider_env(groq=provider_server.url, openai=fallback_server.url, LLM_FALLBACK_ORDER="groq,openai",
-                                LLM_STATE_URL=redis_url, LLM_HEDGE="off")
+                                LLM_STATE_URL=redis_url, LLM_STATE_TIMEOUT=str(PATIENT_TIMEOUT), LLM_HEDGE="off")
     first, second = instances(2, **env)
     provider_server.fault("chat", {"type": "http", "status": 429, "headers": {"retry-after": "30"}, "always": True,
                                    "body": {"error": {"message": "Rate limit reached", "type": "requests"}}})

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import FakeProvider, manager_with
-from redis_server import redis_server, redis_url  # noqa: F401
+from redis_server import PATIENT_TIMEOUT, redis_server, redis_url  # noqa: F401
 
 from patcode_core import hookimpl
 from patcode_core.errors import ErrorKind, ProviderError
@@ -38,6 +38,7 @@ class Down(FakeProvider):
 @pytest.fixture
 def shared(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_BREAKER_THRESHOLD", "1")
     monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     monkeypatch.setenv("LLM_HEDGE", "off")
@@ -69,6 +70,7 @@ async def test_a_circuit_opened_here_is_skipped_there_without_a_request(shared: 
 
 async def test_round_robin_turns_are_shared_by_instances(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_ROUTING", "round-robin")
     managers = [manager_with(FakeProvider("a", priority=1), FakeProvider("b", priority=2)) for _ in range(2)]
     answers = [(await managers[call % 2].complete("hola")).provider for call in range(10)]
@@ -83,6 +85,7 @@ async def test_stream_timings_learned_by_one_instance_are_learned_by_another(
     from patcode_core.routing.learned_limits import MIN_SAMPLES
 
     monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_HEDGE", "off")
     monkeypatch.setenv("LLM_STATS_STORE", "off")  # no history file shared through the disk: only Redis
     teacher, learner = (manager_with(FakeProvider("a")) for _ in range(2))
@@ -103,6 +106,7 @@ async def test_least_busy_counts_the_requests_in_flight_on_every_instance(
     monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
     monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_ROUTING", "least-busy")
     slow = FakeProvider("a", priority=1)
     slow.delay = 1.0
@@ -120,6 +124,7 @@ async def test_weighted_shares_hold_across_instances(monkeypatch: pytest.MonkeyP
     from collections import Counter
 
     monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_ROUTING", "weighted")
     monkeypatch.setenv("LLM_WEIGHTS", "a=3,b=1")
     managers = [manager_with(FakeProvider("a", priority=1), FakeProvider("b", priority=2)) for _ in range(2)]
@@ -135,6 +140,7 @@ async def test_the_shared_cache_keeps_what_the_local_cache_keeps_and_nothing_els
     from patcode_core.types import ProviderReply, Usage
 
     monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_CACHE", "true")
     monkeypatch.setenv("LLM_STATS_STORE", "off")  # no cache shared through the disk: only Redis
     providers = [FakeProvider("a"), FakeProvider("a")]
@@ -151,3 +157,14 @@ async def test_the_shared_cache_keeps_what_the_local_cache_keeps_and_nothing_els
     assert (await other.complete("otra", temperature=0)).cached
     for manager in (one, other):
         await manager.aclose()
+
+
+async def test_the_state_timeout_setting_reaches_the_shared_state(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    monkeypatch.setenv("LLM_STATE_URL", redis_url)
+    manager = manager_with(FakeProvider("a"))
+    assert manager.shared.timeout == 0.2  # the documented default
+    await manager.aclose()
+    monkeypatch.setenv("LLM_STATE_TIMEOUT", "0.75")
+    manager = manager_with(FakeProvider("a"))
+    assert manager.shared.timeout == 0.75
+    await manager.aclose()

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from redis_server import RedisServer, redis_server, redis_url  # noqa: F401
+from redis_server import PATIENT_TIMEOUT, RedisServer, redis_server, redis_url  # noqa: F401
 
 from patcode_core.i18n import t
 from patcode_core.state import CLOSED, HALF_OPEN, OPEN, SharedState
@@ -26,7 +26,7 @@ PROMPT_SENTINEL = "PROMPT-SENTINEL-do-not-store"
 
 @pytest.fixture
 async def pair(redis_url: str) -> AsyncIterator[tuple[SharedState, SharedState]]:
-    first, second = SharedState(redis_url, "pt"), SharedState(redis_url, "pt")
+    first, second = SharedState(redis_url, "pt", timeout=PATIENT_TIMEOUT), SharedState(redis_url, "pt", timeout=PATIENT_TIMEOUT)
     yield first, second
     await first.aclose()
     await second.aclose()
@@ -66,12 +66,19 @@ async def test_rpm_budget_is_one_across_instances(pair: tuple[SharedState, Share
 
 
 async def test_rpm_wait_is_right_and_the_place_frees(redis_url: str) -> None:
-    a, b = SharedState(redis_url, "pt", window=1.0), SharedState(redis_url, "pt", window=1.0)
+    a, b = (SharedState(redis_url, "pt", window=1.0, timeout=PATIENT_TIMEOUT),
+            SharedState(redis_url, "pt", window=1.0, timeout=PATIENT_TIMEOUT))
+    before = time.monotonic()
     assert await a.take_rpm("acme", 3) == 0.0
-    await asyncio.sleep(0.3)
+    after = time.monotonic()
+    await asyncio.sleep(0.5)
     assert [await b.take_rpm("acme", 3), await a.take_rpm("acme", 3)] == [0.0, 0.0]
+    asked = time.monotonic()
     wait = await b.take_rpm("acme", 3)
-    assert 0.6 < wait <= 0.7  # until the first send is a window old
+    answered = time.monotonic()
+    # Until the first send is a window old; it was taken between `before` and `after` (bounds, not a guess at
+    # how long a loaded machine took).
+    assert before + 1.0 - answered - 0.01 <= wait <= after + 1.0 - asked + 0.01
     await asyncio.sleep(wait + 0.02)
     assert await b.take_rpm("acme", 3) == 0.0
     assert await a.take_rpm("acme", 3) > 0  # the other two are still in the window
@@ -111,7 +118,8 @@ async def test_circuit_and_one_probe_across_instances(pair: tuple[SharedState, S
 
 
 async def test_latencies_are_shared_and_capped(redis_url: str) -> None:
-    a, b = SharedState(redis_url, "pt", latencies_kept=5), SharedState(redis_url, "pt", latencies_kept=5)
+    a, b = (SharedState(redis_url, "pt", latencies_kept=5, timeout=PATIENT_TIMEOUT),
+            SharedState(redis_url, "pt", latencies_kept=5, timeout=PATIENT_TIMEOUT))
     for i in range(8):
         await (a if i % 2 else b).record_latency("acme", "m", i / 10)
     assert await b.latencies("acme", "m") == [0.3, 0.4, 0.5, 0.6, 0.7]
