@@ -33,6 +33,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -128,6 +129,36 @@ class PostgresServer:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
 
+    def processes(self) -> list[int]:
+        """The server's process and its children (one backend per connection, and the helpers)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for entry in Path("/proc").iterdir():
+            try:
+                # /proc/<pid>/stat: "pid (name) state ppid ..."; the name may hold spaces, so split after ")".
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == postmaster:
+                children.append(int(entry.name))
+        return [postmaster, *children]
+
+    def pause(self) -> None:
+        """Freeze the whole server: connections stay open and the kernel accepts new ones, nothing is answered."""
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass  # a backend that ended meanwhile
+
+    def resume(self) -> None:
+        """Let a paused server answer again."""
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass  # a backend that ended meanwhile
+
     def url(self, database: str = "postgres", password: str | None = None) -> str:
         """A ``postgresql://`` URL of ``database`` on this server (``password`` instead of the right one)."""
         return f"postgresql://{SUPERUSER}:{password or self.password}@127.0.0.1:{self.port}/{database}"
@@ -146,8 +177,9 @@ class PostgresServer:
         if self.folder.exists():
             if self.running:
                 try:
+                    self.resume()  # a frozen server cannot act on the stop
                     self.stop("immediate")
-                except (RuntimeError, subprocess.TimeoutExpired):
+                except (OSError, ValueError, RuntimeError, subprocess.TimeoutExpired):
                     pass  # already gone; the folder goes anyway
             shutil.rmtree(self.folder, ignore_errors=True)
         atexit.unregister(self.close)

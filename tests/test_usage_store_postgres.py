@@ -41,7 +41,7 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture
 def stores() -> Iterator[list[PostgresStore]]:
-    """Stores a test opens; closed at its end (each holds two connections)."""
+    """Stores a test opens; closed at its end (each holds up to three connections)."""
     opened: list[PostgresStore] = []
     yield opened
     for store in opened:

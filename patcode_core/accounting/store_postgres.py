@@ -15,15 +15,21 @@ because of it:
   new one and tries once more; a batch that still fails is counted in
   :attr:`lost` (the usage log warns once) and later batches are written as
   soon as the server answers again;
-- reads use a second connection. A lookup on a caller's path (a cached
-  answer, the timings the stream limits are learned from) never opens one:
-  while the server is unreachable it finds nothing, at once. The writer
-  thread opens it again. A read for figures (:meth:`query`) opens it when
-  needed and raises a :class:`~patcode_core.errors.PatCodeError` saying the
-  server cannot be reached;
+- lookups on a caller's path (a cached answer, the timings the stream limits
+  are learned from) use a second connection and never open it: while the
+  server is unreachable they find nothing, at once. The writer thread opens
+  it again. Reads for figures (:meth:`query`) and deletions use a third,
+  opened when needed, and raise a :class:`~patcode_core.errors.PatCodeError`
+  saying the server cannot be reached;
 - a connection that failed to open is tried again after
   :data:`FIRST_RETRY` seconds, doubling up to :data:`LAST_RETRY`; opening
-  waits at most ``connect_timeout`` (3 s unless the URL says otherwise).
+  waits at most ``connect_timeout`` (3 s unless the URL says otherwise);
+- a server that hangs (frozen, or a network that drops every packet) is
+  given :data:`LOOKUP_DEADLINE` for a lookup on a caller's path,
+  :data:`WORK_DEADLINE` for a batch, a read for figures or a deletion, and
+  :data:`MIGRATE_DEADLINE` for the migrations; then the connection is cut
+  (:mod:`~patcode_core.accounting.deadlines`) and the call fails as if the
+  server were down (:class:`ServerSilent`).
 
 A server unreachable when the store opens is not an error: the store opens,
 counts rows as lost until the server answers, and migrates then. A schema
@@ -49,6 +55,7 @@ import psycopg
 from psycopg.adapt import Buffer, Loader
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from patcode_core.accounting.deadlines import NoAnswer, Watchdog
 from patcode_core.accounting.schema import (
     CACHE_COLUMNS,
     CACHED_INDEX,
@@ -71,6 +78,11 @@ FIRST_RETRY = 0.5
 LAST_RETRY = 5.0
 #: libpq's ``connect_timeout`` unless the URL sets one (libpq's own minimum is 2 s).
 CONNECT_TIMEOUT = 3
+#: Seconds a hung server may keep a call waiting: a lookup on a caller's path (the event loop waits on it),
+#: other work (a batch of rows, figures, a deletion), and the migrations (which may wait for another instance's).
+LOOKUP_DEADLINE = 0.5
+WORK_DEADLINE = 30.0
+MIGRATE_DEADLINE = 60.0
 #: The advisory lock migrations hold: one number for every PatCode, derived from a name so it is unlikely to clash.
 MIGRATION_LOCK = int.from_bytes(hashlib.sha256(b"patcode usage store migrations").digest()[:8], "big", signed=True)
 _VERSION_TABLE = "patcode_schema"
@@ -149,6 +161,13 @@ class ServerDown(psycopg.OperationalError):
     """A connection that failed to open is not tried again yet; the message is the last failure's."""
 
 
+class ServerSilent(psycopg.OperationalError):
+    """The server did not answer a call within its deadline (or the connection stayed busy that long)."""
+
+
+_WATCHDOG = Watchdog()
+
+
 class _Link:
     """One connection to the server, opened when needed (and the schema brought up to date), again after it broke."""
 
@@ -166,22 +185,45 @@ class _Link:
         connection = self._connection
         return connection is not None and not connection.closed and not connection.broken
 
-    def run(self, work: Callable[[psycopg.Connection[Any]], T], *, connect: bool = True, now: bool = False) -> T:
+    def run(self, work: Callable[[psycopg.Connection[Any]], T], *, connect: bool = True, now: bool = False,
+            deadline: float | None = None) -> T:
         """``work(connection)``; a connection found broken is opened again once and ``work`` run again.
 
         :param connect: open the connection if it is not open (else raise :class:`ServerDown`).
         :param now: open it even before the retry delay is over (a read the user asked for).
+        :param deadline: seconds ``work`` may wait for the server (and for the connection, when another call
+            holds it; :data:`WORK_DEADLINE` unless given); then the connection is cut and :class:`ServerSilent`
+            raised, with no second try.
         :raises psycopg.OperationalError: the server cannot be reached (:class:`ServerDown` while waiting to retry).
         """
-        with self._lock:
+        if not connect and not self.up:  # before the lock: a reconnection may hold it for connect_timeout
+            raise ServerDown(self._last_failure or "not connected")
+        deadline = WORK_DEADLINE if deadline is None else deadline
+        if not self._lock.acquire(timeout=deadline):
+            raise ServerSilent(f"the connection stayed busy for {deadline:g} s")
+        try:
             connection = self._open(connect, now)
             try:
-                return work(connection)
+                return self._within(deadline, work, connection)
+            except ServerSilent:
+                raise
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 if not (connection.broken or connection.closed):
                     raise
             self._drop()  # broken under us (the server restarted, a proxy cut it): once more, on a new one
-            return work(self._open(connect, now))
+            return self._within(deadline, work, self._open(connect, now))
+        finally:
+            self._lock.release()
+
+    def _within(self, deadline: float, work: Callable[[psycopg.Connection[Any]], T],
+                connection: psycopg.Connection[Any]) -> T:
+        try:
+            with _WATCHDOG.guard(connection.fileno, deadline):
+                return work(connection)
+        except NoAnswer as silent:
+            self._drop()
+            self._last_failure = str(silent)
+            raise ServerSilent(str(silent)) from None
 
     def reconnect(self) -> None:
         """Open the connection if it is down and its retry delay is over (the writer thread calls this)."""
@@ -208,7 +250,14 @@ class _Link:
             raise
         try:
             connection.adapters.register_loader("numeric", _NumberLoader)
-            migrate(connection)
+            with _WATCHDOG.guard(connection.fileno, MIGRATE_DEADLINE):
+                migrate(connection)
+        except NoAnswer as silent:
+            connection.close()
+            self._last_failure = str(silent)
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, LAST_RETRY)
+            raise ServerSilent(str(silent)) from None
         except BaseException:
             connection.close()
             raise
@@ -257,10 +306,11 @@ class PostgresStore(QueuedStore):
             conninfo = _conninfo(url)
         except psycopg.Error:  # its message may quote the password
             raise StoreUnavailable(f"{self.path}: not a URL libpq accepts") from None
-        self._reader = _Link(conninfo)
+        self._lookups = _Link(conninfo)  # the callers' path: never waits on a figures query
+        self._reads = _Link(conninfo)  # figures and deletions, opened when first needed
         self._writer_link = _Link(conninfo)
         try:
-            self._reader.run(lambda connection: None)  # migrates now when the server answers
+            self._lookups.run(lambda connection: None)  # migrates now when the server answers
         except psycopg.Error:
             pass  # unreachable for now: the writer thread tries again
         self._start_writer()
@@ -286,7 +336,7 @@ class PostgresStore(QueuedStore):
     # -- writing (the writer thread) ------------------------------------
 
     def _drain(self) -> None:
-        self._reader.reconnect()  # off the callers' path: lookups never open a connection themselves
+        self._lookups.reconnect()  # off the callers' path: lookups never open a connection themselves
         super()._drain()
 
     def _insert(self, batch: Sequence[tuple[str, Any]]) -> None:
@@ -309,7 +359,8 @@ class PostgresStore(QueuedStore):
 
     def _close_database(self) -> None:
         self._writer_link.close()
-        self._reader.close()
+        self._lookups.close()
+        self._reads.close()
 
     # -- reading -------------------------------------------------------
 
@@ -325,7 +376,7 @@ class PostgresStore(QueuedStore):
         """
         values = tuple(parameters)
         try:
-            return self._reader.run(lambda connection: connection.execute(pyformat(sql), values).fetchall(), now=True)
+            return self._reads.run(lambda connection: connection.execute(pyformat(sql), values).fetchall(), now=True)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             from patcode_core.errors import PatCodeError
             from patcode_core.i18n import t
@@ -336,8 +387,8 @@ class PostgresStore(QueuedStore):
     def _lookup(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """A read on a caller's path: nothing while the server cannot be reached, at once, never an error."""
         try:
-            return self._reader.run(lambda connection: connection.execute(pyformat(sql), parameters).fetchall(),
-                                    connect=False)
+            return self._lookups.run(lambda connection: connection.execute(pyformat(sql), parameters).fetchall(),
+                                    connect=False, deadline=LOOKUP_DEADLINE)
         except (psycopg.OperationalError, psycopg.InterfaceError, StoreUnavailable):
             return []
 
@@ -347,7 +398,7 @@ class PostgresStore(QueuedStore):
                 return connection.execute(pyformat(sql), parameters).rowcount
 
         try:
-            return self._reader.run(delete, now=True)
+            return self._reads.run(delete, now=True)
         except psycopg.Error as exc:
             from patcode_core.errors import PatCodeError
             from patcode_core.i18n import t
