@@ -145,17 +145,16 @@ class PostgresServer:
 
     def pause(self) -> None:
         """Freeze the whole server: connections stay open and the kernel accepts new ones, nothing is answered."""
-        for pid in self.processes():
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass  # a backend that ended meanwhile
+        self._signal_all(signal.SIGSTOP)
 
     def resume(self) -> None:
         """Let a paused server answer again."""
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, how: signal.Signals) -> None:
         for pid in self.processes():
             try:
-                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, how)
             except ProcessLookupError:
                 pass  # a backend that ended meanwhile
 

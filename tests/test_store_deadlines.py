@@ -10,6 +10,8 @@ works again once the server does. Then the same through a real ``patcode serve``
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -30,6 +32,7 @@ from patcode_core.accounting.schema import Attempt
 from patcode_core.accounting.store_postgres import PostgresStore
 from patcode_core.accounting.store_target import masked_url
 from patcode_core.errors import PatCodeError
+from patcode_core.types import CachedAnswer
 
 # -- the watchdog ---------------------------------------------------------------------------------------------
 
@@ -154,12 +157,9 @@ async def test_a_frozen_server_delays_no_request_more_than_the_lookup_deadline(
 def test_a_frozen_backend_cuts_only_its_own_connection(server: PostgresServer) -> None:
     store = PostgresStore(server.create_database())
     try:
-        store.put_cached("key", "alpha", "m1", 600, store_cached_answer())
+        store.put_cached("key", "alpha", "m1", 600, CachedAnswer("hola", "stop", 3, 4, "m1"))
         store.flush()
         backend = store._lookups._connection.info.backend_pid  # noqa: SLF001 - the lookup connection's own process
-        import os
-        import signal
-
         os.kill(backend, signal.SIGSTOP)
         try:
             started = time.monotonic()
@@ -178,12 +178,6 @@ def test_a_frozen_backend_cuts_only_its_own_connection(server: PostgresServer) -
         assert store.cached("key") is not None
     finally:
         store.close()
-
-
-def store_cached_answer():  # noqa: ANN201 - a CachedAnswer; imported here to keep the module's imports short
-    from patcode_core.types import CachedAnswer
-
-    return CachedAnswer("hola", "stop", 3, 4, "m1")
 
 
 def test_patcode_serve_keeps_answering_while_its_postgresql_is_frozen(
