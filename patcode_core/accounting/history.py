@@ -116,12 +116,13 @@ def cache_summary(store: QueuedStore, now: float | None = None) -> list[CacheUsa
     return [CacheUsage(provider, entries, size or 0, hits.get(provider) or 0) for provider, entries, size in rows]
 
 
-def _count(condition: str) -> str:
+def weighted_count(condition: str) -> str:
     """``SUM`` of the weights ``n`` of the rows meeting ``condition``, in SQL both SQLite and PostgreSQL run."""
     return f"SUM(CASE WHEN {condition} THEN n ELSE 0 END)"
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
+def interpolated_percentile(values: list[float], fraction: float) -> float | None:
+    """The ``fraction`` percentile (0..1, in hundredths) of ``values``, interpolated; ``None`` when there are none."""
     if not values:
         return None
     if len(values) == 1:
@@ -147,16 +148,16 @@ def summarize(store: QueuedStore, since: float | None = None, provider: str | No
     answered = "outcome = 'success' AND cached = 0"
     rows = store.query(
         f"""SELECT provider,
-                {_count("outcome IN ('success', 'failure', 'cancelled') AND cached = 0")},
-                {_count(answered)}, {_count("outcome = 'failure'")},
-                {_count("outcome = 'cancelled'")}, {_count("outcome = 'skipped'")}, SUM(n * cached),
+                {weighted_count("outcome IN ('success', 'failure', 'cancelled') AND cached = 0")},
+                {weighted_count(answered)}, {weighted_count("outcome = 'failure'")},
+                {weighted_count("outcome = 'cancelled'")}, {weighted_count("outcome = 'skipped'")}, SUM(n * cached),
                 SUM(CASE WHEN {answered} THEN input_tokens END),
                 SUM(CASE WHEN {answered} THEN output_tokens END),
                 SUM(CASE WHEN {answered} THEN uncounted ELSE 0 END),
                 SUM(CASE WHEN {answered} THEN cost END),
                 SUM(CASE WHEN {answered} THEN unpriced ELSE 0 END),
-                {_count("outcome = 'success' AND fallback_from IS NOT NULL")},
-                {_count("outcome = 'cancelled' AND error_kind = 'hedged'")}
+                {weighted_count("outcome = 'success' AND fallback_from IS NOT NULL")},
+                {weighted_count("outcome = 'cancelled' AND error_kind = 'hedged'")}
             FROM {every_row} WHERE {where} GROUP BY provider ORDER BY provider""",
         parameters,
     )
@@ -197,9 +198,9 @@ def summarize(store: QueuedStore, since: float | None = None, provider: str | No
     for name, (latencies, firsts) in timings.items():
         usage = figures[name]
         usage.mean_latency = statistics.fmean(latencies) if latencies else None
-        usage.p50_latency = _percentile(latencies, 0.50)
-        usage.p95_latency = _percentile(latencies, 0.95)
-        usage.p50_first_token = _percentile(firsts, 0.50)
+        usage.p50_latency = interpolated_percentile(latencies, 0.50)
+        usage.p95_latency = interpolated_percentile(latencies, 0.95)
+        usage.p50_first_token = interpolated_percentile(firsts, 0.50)
     for name, model, cost, unpriced in store.query(
         f"SELECT provider, model, SUM(cost), SUM(unpriced) FROM {every_row} WHERE {where} AND {answered} "
         "GROUP BY provider, model",
@@ -241,8 +242,8 @@ def plot(store: QueuedStore, path: Path, since: float | None = None, provider: s
     for name, by_hour in sorted(buckets.items()):
         hours = sorted(by_hour)
         when = [datetime.fromtimestamp(hour) for hour in hours]
-        top.plot(when, [_percentile(by_hour[h], 0.5) for h in hours], marker="o", label=f"{name} p50")
-        top.plot(when, [_percentile(by_hour[h], 0.95) for h in hours], linestyle="--", label=f"{name} p95")
+        top.plot(when, [interpolated_percentile(by_hour[h], 0.5) for h in hours], marker="o", label=f"{name} p50")
+        top.plot(when, [interpolated_percentile(by_hour[h], 0.95) for h in hours], linestyle="--", label=f"{name} p95")
     top.set_ylabel(t("plot.latency"))
     top.legend(loc="upper left")
     width = 1 / 24 / max(1, len(counts))

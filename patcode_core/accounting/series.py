@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from patcode_core.accounting.history import _count, _percentile
+from patcode_core.accounting.history import interpolated_percentile, weighted_count
 from patcode_core.accounting.store_base import QueuedStore
 
 #: Periods the page offers: name → seconds (``None``: all the history).
@@ -62,8 +62,8 @@ def by_model(store: QueuedStore, since: float) -> list[ModelUsage]:
     store.flush()
     rows = store.query(
         f"""SELECT provider, model,
-                {_count("outcome IN ('success', 'failure', 'cancelled') AND cached = 0")},
-                {_count(_ANSWERED)}, {_count("outcome = 'failure'")}, SUM(n * cached),
+                {weighted_count("outcome IN ('success', 'failure', 'cancelled') AND cached = 0")},
+                {weighted_count(_ANSWERED)}, {weighted_count("outcome = 'failure'")}, SUM(n * cached),
                 SUM(CASE WHEN {_ANSWERED} THEN input_tokens END), SUM(CASE WHEN {_ANSWERED} THEN output_tokens END),
                 SUM(CASE WHEN {_ANSWERED} THEN cost END), SUM(CASE WHEN {_ANSWERED} THEN unpriced ELSE 0 END)
             FROM ({store.rows_sql}) AS every_row WHERE at >= ? GROUP BY provider, model ORDER BY provider, model""",
@@ -79,7 +79,7 @@ def by_model(store: QueuedStore, since: float) -> list[ModelUsage]:
         samples = latencies.get((provider, model), [])
         found.append(ModelUsage(
             provider, model, int(requests or 0), int(successes or 0), int(failures or 0), int(hits or 0),
-            _percentile(samples, 0.5), _percentile(samples, 0.95),
+            interpolated_percentile(samples, 0.5), interpolated_percentile(samples, 0.95),
             None if tokens_in is None else int(tokens_in), None if tokens_out is None else int(tokens_out),
             None if unpriced else float(cost or 0.0),
         ))
@@ -121,7 +121,7 @@ def over_time(store: QueuedStore, since: float, now: float | None = None) -> lis
     start = first
     while start <= now:
         requests, cost, unknown = counts.get(start, [0, 0.0, False])
-        buckets.append(Bucket(start, width, requests, _percentile(latencies.get(start, []), 0.5), None if unknown else cost))
+        buckets.append(Bucket(start, width, requests, interpolated_percentile(latencies.get(start, []), 0.5), None if unknown else cost))
         start += width
     return buckets
 
