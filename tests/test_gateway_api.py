@@ -299,6 +299,7 @@ async def test_metrics_count_requests_failures_fallbacks_and_tokens(env: None) -
     assert 'patcode_latency_seconds_count{model="m1",provider="b"} 1.0' in text
     assert 'patcode_circuit_state{model="m1",provider="a"} 0.0' in text
     assert 'patcode_gateway_http_requests_total{endpoint="/v1/chat/completions",status="200"} 1.0' in text
+    assert "_created" not in text  # one series per label set, not two
 
 
 async def test_unknown_paths_and_methods_answer_in_openai_shape(env: None) -> None:

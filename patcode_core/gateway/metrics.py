@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -49,6 +49,9 @@ class GatewayMetrics:
     """The gateway's metrics, fed by the manager's history rows and by the HTTP layer."""
 
     def __init__(self, manager: LLMManager) -> None:
+        # The client's ``*_created`` series (a start time per labelled counter) double what is scraped and say
+        # nothing a restart counter would not; the switch is the library's, for the whole process.
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         labels = ["provider", "model"]
         self.attempts = Counter("patcode_requests", "Requests sent to providers (or answered by the cache), by outcome",
