@@ -267,7 +267,7 @@ def test_two_instances_writing_at_once_add_up_exactly(postgres_url: str, stores:
 # -- the server goes away ---------------------------------------------------------------------------------
 
 
-async def test_a_server_stopped_mid_run_fails_no_request_and_the_rows_after_it_come_back(
+async def test_a_server_stopped_mid_run_fails_no_request_and_its_rows_are_written_when_it_is_back(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(store_postgres, "FIRST_RETRY", 0.05)
@@ -298,7 +298,10 @@ async def test_a_server_stopped_mid_run_fails_no_request_and_the_rows_after_it_c
             assert result.text == "alpha answers" and not result.cached
         assert time.monotonic() - started < 2
         store.flush()
-        assert store.lost == 20  # 10 history rows, 10 cache entries
+        assert store.held == 20 and store.lost == 0  # 10 history rows, 10 cache entries, kept for later
+        await manager.complete("durante, tras guardar")  # the next attempt warns that rows wait for the server
+        store.flush()
+        assert store.held == 22
         lookup = time.monotonic()
         assert store.cached("nope") is None and store.timings("alpha", "m1", 10) == []
         assert time.monotonic() - lookup < 0.1  # a caller's lookup never waits on a dead server
@@ -311,13 +314,17 @@ async def test_a_server_stopped_mid_run_fails_no_request_and_the_rows_after_it_c
         for index in range(10):
             await manager.complete(f"después {index}")
         store.flush()
-        assert store.query("SELECT COUNT(*) FROM attempts") == [(21,)] and store.lost == 20
+        assert store.held == 0 and store.lost == 0
+        # in the order they were recorded: the held rows before the ones recorded after the server came back
+        moments = [row[0] for row in store.query("SELECT at FROM attempts ORDER BY id")]
+        assert len(moments) == 32 and moments == sorted(moments)
+        assert store.query("SELECT COUNT(*) FROM cache") == [(32,)]
         await manager.aclose()
     finally:
         server.close()
     warnings = [line for line in capsys.readouterr().err.splitlines() if "[WARNING]" in line]
     assert len(warnings) == 1, warnings
-    assert "20 registro(s) sin guardar" in warnings[0] and masked_url(url) in warnings[0]
+    assert "registro(s) en espera" in warnings[0] and masked_url(url) in warnings[0]
     assert server.password not in warnings[0]
 
 
@@ -326,8 +333,11 @@ def test_a_server_unreachable_at_open_is_no_error_and_rows_count_as_lost(stores:
     store = open_pg(url, stores)  # nothing listens there
     store.record(Attempt(NOW, "alpha", "m1", "success"))
     store.flush()
-    assert store.lost == 1 and "OperationalError" in (store.error or "") and "not-a-real-password-77" not in store.error
+    assert store.held == 1 and store.lost == 0  # kept for when the server answers
+    assert "OperationalError" in (store.error or "") and "not-a-real-password-77" not in store.error
     assert store.cached("k") is None and store.persistent and store.location == masked_url(url)
+    store.close()
+    assert store.held == 0 and store.lost == 1  # it never did: lost when the process ends
 
 
 # -- the password ------------------------------------------------------------------------------
@@ -345,7 +355,7 @@ def test_the_password_is_never_shown(
     wrong = open_pg(postgres_url.replace(password, wrong_password), stores)
     wrong.record(Attempt(NOW, "alpha", "m1", "success"))
     wrong.flush()
-    assert wrong.lost == 1 and "password authentication failed" in (wrong.error or "")
+    assert wrong.held == 1 and "password authentication failed" in (wrong.error or "")
     with pytest.raises(PatCodeError) as refused:
         wrong.query("SELECT 1")
     for text in (wrong.error or "", str(refused.value), repr(wrong)):
@@ -417,13 +427,27 @@ def test_llm_stats_json_reads_what_another_process_wrote(
     assert "Requests: 1" in patcode(["llm", "stats", "--since", "1h"], "reader").stdout
 
 
-def test_history_rows_lost_on_the_server_are_warned_once(capsys: pytest.CaptureFixture[str]) -> None:
+def test_history_rows_held_then_lost_on_the_server_are_warned_once_each(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"postgresql://patcode:an0ther-secret-pw@127.0.0.1:{free_port()}/nothing"
     log = UsageLog(url, PriceBook({}, {}))
     for _ in range(3):
         log.attempt("alpha", "m1", "success", usage=Usage(1, 1))
         log.store.flush()
-    log.close()
+    log.close()  # the server never answered: the held rows are lost with the process
     warnings = [line for line in capsys.readouterr().err.splitlines() if "[WARNING]" in line]
-    assert len(warnings) == 1 and "PostgreSQL" in warnings[0] and masked_url(url) in warnings[0]
-    assert "an0ther-secret-pw" not in warnings[0]
+    assert len(warnings) == 2, warnings
+    assert "registro(s) en espera" in warnings[0] and "3 registro(s) sin guardar" in warnings[1]
+    for warning in warnings:
+        assert "PostgreSQL" in warning and masked_url(url) in warning and "an0ther-secret-pw" not in warning
+
+
+def test_held_rows_beyond_the_limit_lose_the_oldest(monkeypatch: pytest.MonkeyPatch, stores: list) -> None:
+    from patcode_core.accounting import store_base
+
+    monkeypatch.setattr(store_base, "HELD_MAX", 5)
+    store = open_pg(f"postgresql://patcode:pw-000000000000@127.0.0.1:{free_port()}/nothing", stores)
+    for index in range(8):
+        store.record(Attempt(NOW + index, "alpha", "m1", "success"))
+    store.flush()
+    assert store.held == 5 and store.lost == 3
+    assert [row[1][0] for row in store._held] == [NOW + index for index in range(3, 8)]  # noqa: SLF001 - the newest

@@ -4,7 +4,11 @@
 :meth:`~QueuedStore.record` puts a row on a queue and a writer thread stores
 the queue in batches. The writer never dies: a batch that fails is counted in
 :attr:`~QueuedStore.lost` with the reason in :attr:`~QueuedStore.error`, and
-the next batches are written when they can be. An answer put in the cache is
+the next batches are written when they can be. A store whose database is a
+server (:attr:`~QueuedStore.holds_rows`) keeps the batches it could not write
+because the server was away instead, up to :data:`HELD_MAX` rows, and writes
+them first, in order, as soon as it answers: an outage loses no history unless
+it outlasts that many rows, or the process. An answer put in the cache is
 kept in memory too until well after the writer stored it, so a lookup right
 after finds it.
 
@@ -16,11 +20,12 @@ transaction), :meth:`~QueuedStore.query`, :meth:`~QueuedStore._delete`,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import queue
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,6 +39,9 @@ BATCH = 256
 WRITE_INTERVAL = 0.25
 #: Cache entries kept in memory until the writer has stored them (and a little after).
 RECENT = 1024
+#: Rows a store that holds them (:attr:`QueuedStore.holds_rows`) keeps while its server is away; beyond, the
+#: oldest are counted as lost.
+HELD_MAX = 20_000
 
 
 class StoreUnavailable(Exception):
@@ -79,6 +87,9 @@ class QueuedStore:
     remote = False
     #: Why the database is read-only (``None``: it is writable). Rows recorded meanwhile count as lost.
     read_only: str | None = None
+    #: Whether a batch that fails with one of :attr:`batch_errors` is kept and written when the database answers
+    #: again (a server that went away), rather than counted as lost (a full disk, a locked file).
+    holds_rows = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # guards the recent answers (and, in SQLite, the shared connection)
@@ -93,6 +104,7 @@ class QueuedStore:
         self._stopping = False
         self._closed = False
         self._recent: OrderedDict[str, tuple[float, CachedAnswer]] = OrderedDict()
+        self._held: deque[tuple[str, Any]] = deque()
 
     # -- what a database brings ------------------------------------------
 
@@ -180,7 +192,11 @@ class QueuedStore:
             self._wake.set()
 
     def _drain(self) -> None:
-        """Write every queued row, in batches (each one written or counted as lost by :meth:`_write`)."""
+        """Write the held rows, then every queued row, in batches (each written, held or counted as lost).
+
+        While the held rows cannot be written, new rows join them without a try: one failed try per wake-up.
+        """
+        reachable = self._write_held()
         while True:
             batch: list[tuple[str, Any]] = []
             while len(batch) < BATCH:
@@ -190,25 +206,74 @@ class QueuedStore:
                     break
             if not batch:
                 return
-            self._write(batch)
+            reachable = self._write(batch, reachable)
 
-    def _write(self, batch: Sequence[tuple[str, Any]]) -> None:
-        """Store one batch in one transaction; on a failure, what can be stored row by row, the rest counted as lost."""
+    def _write(self, batch: Sequence[tuple[str, Any]], reachable: bool = True) -> bool:
+        """Store one batch in one transaction; on a failure, what can be stored row by row, the rest counted as lost.
+
+        :param reachable: whether to try at all (``False``: the database is away; the batch is held).
+        :return: whether the database could be reached.
+        """
         try:
-            try:
-                self._insert(batch)
-            except self.batch_errors as exc:  # the database (full, locked, gone): every row would fail alike
-                self._failed(len(batch), exc)
-            except Exception:  # a row the database refuses (a number too large): store the others
-                for item in batch:
-                    try:
-                        self._insert((item,))
-                    except Exception as exc:  # counted and reported, never raised in the writer
-                        self._failed(1, exc)
+            if not reachable:
+                self._hold(batch, None)
+                return False
+            return self._insert_or_hold(batch)
         finally:
             with self._idle:
                 self._pending -= len(batch)
                 self._idle.notify_all()
+
+    def _insert_or_hold(self, batch: Sequence[tuple[str, Any]]) -> bool:
+        try:
+            self._insert(batch)
+        except self.batch_errors as exc:  # the database (full, locked, gone): every row would fail alike
+            if not self.holds_rows:
+                self._failed(len(batch), exc)
+                return True
+            self._hold(batch, exc)
+            return False
+        except Exception:  # a row the database refuses (a number too large): store the others
+            for item in batch:
+                try:
+                    self._insert((item,))
+                except Exception as exc:  # counted and reported, never raised in the writer
+                    self._failed(1, exc)
+        return True
+
+    def _hold(self, batch: Sequence[tuple[str, Any]], exc: BaseException | None) -> None:
+        """Keep rows to write later (the oldest beyond :data:`HELD_MAX` are counted as lost)."""
+        with self._idle:
+            self._held.extend(batch)
+            dropped = 0
+            while len(self._held) > HELD_MAX:
+                self._held.popleft()
+                dropped += 1
+            self._lost += dropped
+            if exc is not None:
+                self._error = self._describe(exc)
+
+    def _write_held(self) -> bool:
+        """Write the held rows, oldest first, a batch at a time; whether the database could be reached."""
+        while self._held:
+            with self._idle:
+                batch = list(itertools.islice(self._held, BATCH))
+            try:
+                self._insert(batch)
+            except self.batch_errors as exc:
+                with self._idle:
+                    self._error = self._describe(exc)
+                return False
+            except Exception:  # a row the database refuses: the others are stored, it is lost
+                for item in batch:
+                    try:
+                        self._insert((item,))
+                    except Exception as exc:
+                        self._failed(1, exc)
+            with self._idle:
+                for _ in batch:
+                    self._held.popleft()
+        return True
 
     def _failed(self, rows: int, exc: BaseException) -> None:
         with self._idle:
@@ -225,12 +290,17 @@ class QueuedStore:
         return self._error
 
     @property
+    def held(self) -> int:
+        """Rows kept while the server is away, to be written when it answers (see :attr:`holds_rows`)."""
+        return len(self._held)
+
+    @property
     def lost(self) -> int:
         """Rows (history and cache) that could not be written so far: a write failure, or a read-only database."""
         return self._lost
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Wait until every queued row is written (or counted as lost)."""
+        """Wait until every queued row is written (or held, or counted as lost)."""
         self._wake.set()
         with self._idle:
             self._idle.wait_for(lambda: self._pending == 0, timeout)
@@ -245,6 +315,11 @@ class QueuedStore:
             self._stopping = True
             self._wake.set()
             self._writer.join(timeout=10)
+        # One last try for the held rows (unless the writer is stuck on the server); what is left is lost now.
+        if self._held and (self._writer.is_alive() or not self._write_held()):
+            with self._idle:
+                self._lost += len(self._held)
+                self._held.clear()
         self._close_database()
 
     # -- reading -------------------------------------------------------

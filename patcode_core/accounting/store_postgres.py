@@ -12,9 +12,10 @@ The server may go away at any moment, and no call waits on it or fails
 because of it:
 
 - the writer has its own connection; a batch that finds it broken opens a
-  new one and tries once more; a batch that still fails is counted in
-  :attr:`lost` (the usage log warns once) and later batches are written as
-  soon as the server answers again;
+  new one and tries once more; a batch that still fails is held (up to
+  :data:`~patcode_core.accounting.store_base.HELD_MAX` rows, the usage log
+  warns once) and written first, in order, as soon as the server answers
+  again. Rows still held when the store closes are counted in :attr:`lost`;
 - lookups on a caller's path (a cached answer, the timings the stream limits
   are learned from) use a second connection and never open it: while the
   server is unreachable they find nothing, at once. The writer thread opens
@@ -296,6 +297,7 @@ class PostgresStore(QueuedStore):
 
     batch_errors = (psycopg.OperationalError, psycopg.InterfaceError)
     remote = True
+    holds_rows = True
 
     def __init__(self, url: str) -> None:
         super().__init__()

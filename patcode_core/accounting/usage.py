@@ -114,6 +114,7 @@ class UsageLog:
         self._on_unavailable = on_unavailable
         self._warned = False
         self._lost_reported = False
+        self._held_reported = False
         self.scopes: Mapping[str, str] = dict(scopes or {})
         self.prices = prices
         self.cache_for = cache_for
@@ -156,7 +157,16 @@ class UsageLog:
             self._on_unavailable(reason)
 
     def _report_lost(self, store: QueuedStore) -> None:
-        """Warn once that rows could not be written, and why."""
+        """Warn once that rows could not be written, and why; and once per outage that rows wait for a server."""
+        if store.held and not self._held_reported:
+            self._held_reported = True
+            from patcode_core.accounting.store_base import HELD_MAX
+            from patcode_core.log import get_logger
+
+            get_logger().warning("history_rows_held_server", url=store.location, rows=store.held, reason=store.error,
+                                 limit=HELD_MAX)
+        elif not store.held:
+            self._held_reported = False  # written: a later outage is warned about again
         if self._lost_reported or not store.lost:
             return
         self._lost_reported = True
