@@ -20,6 +20,7 @@ from patcode_core.gateway import api, page_actions
 from patcode_core.gateway.access import Access
 from patcode_core.gateway.api_errors import ApiError, from_exception
 from patcode_core.gateway.chat_request import Route
+from patcode_core.gateway.login_limit import LoginLimit
 from patcode_core.gateway.metrics import GatewayMetrics
 from patcode_core.gateway.model_list import ModelCatalog
 from patcode_core.i18n import language_from_setting, language_override, t
@@ -54,6 +55,8 @@ class Gateway:
         self.tests: dict[str, tuple[bool, str]] = {}
         #: What the next page view tells each browser (kind, text), by the browser's CSRF cookie.
         self.flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        #: Wrong tokens at the page's login, per client address.
+        self.login_limit = LoginLimit()
 
     def resolve(self, route: Route) -> Route:
         """The route a ``model`` names; a bare model name goes to the provider configured with it; else a 404."""

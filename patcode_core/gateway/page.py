@@ -79,11 +79,11 @@ def _csrf(token: str) -> str:
     return f'<input type="hidden" name="csrf" value="{escape(token)}">'
 
 
-def login_page(csrf: str, failed: bool) -> str:
-    """The page shown when a token is set and the browser has no session."""
-    error = f'<p id="flash" class="error">{escape(t("page.login_failed"))}</p>' if failed else ""
+def login_page(csrf: str, error: str | None) -> str:
+    """The page shown when a token is set and the browser has no session (``error``: why the last login failed)."""
+    notice = f'<p id="flash" class="error">{text(error)}</p>' if error else ""
     return _document(t("page.login_title"), (
-        f"<h2>{escape(t('page.login_title'))}</h2>{error}<p>{escape(t('page.login_help'))}</p>"
+        f"<h2>{escape(t('page.login_title'))}</h2>{notice}<p>{escape(t('page.login_help'))}</p>"
         f'<form id="login" method="post" action="/ui/login">{_csrf(csrf)}'
         f'<input type="password" name="token" autocomplete="current-password" required '
         f'aria-label="PATCODE_SERVER_TOKEN"> <button type="submit">{escape(t("page.login_button"))}</button></form>'

@@ -23,6 +23,7 @@ from patcode_core.gateway.access import CSRF_COOKIE, SESSION_COOKIE, Access
 from patcode_core.gateway.api import read_body
 from patcode_core.gateway.api_errors import ApiError
 from patcode_core.i18n import t
+from patcode_core.log import get_logger
 
 if TYPE_CHECKING:
     from patcode_core.gateway.app import Gateway
@@ -73,8 +74,8 @@ async def index(request: Request) -> Response:
     csrf = access.csrf_token(browser)
     new_cookie = None if browser == known else browser
     if not _signed_in(request, access):
-        failed = gateway.flashes.pop(browser, None) is not None
-        login = _html(page.login_page(csrf, failed), 401, new_cookie)
+        flash = gateway.flashes.pop(browser, None)
+        login = _html(page.login_page(csrf, flash[1] if flash and flash[0] == "error" else None), 401, new_cookie)
         login.headers["WWW-Authenticate"] = "Bearer"
         return login
     period = request.query_params.get("since", "24h")
@@ -106,18 +107,36 @@ def _back() -> RedirectResponse:
     return RedirectResponse("/", status_code=303)
 
 
+def _locked_out(gateway: Gateway, seconds: int) -> str:
+    limit = gateway.login_limit
+    return t("page.login_locked", failures=limit.max_failures, window=f"{limit.window:g}", seconds=seconds)
+
+
 async def login(request: Request) -> Response:
-    """``POST /ui/login``: the token, once; the session cookie after."""
+    """``POST /ui/login``: the token, once; the session cookie after; 429 to an address after too many wrong tokens."""
     try:
         gateway, browser, fields = await _form(request, need_session=False)
     except ApiError as error:
         return _refused(error)
+    # No await from here on: check, comparison and count are one step, so parallel guesses cannot slip past the count.
+    client = request.client.host if request.client else ""
+    limit = gateway.login_limit
+    wait = limit.retry_after(client)
+    if wait:
+        refused = _html(page.login_page(gateway.access.csrf_token(browser), _locked_out(gateway, wait)), 429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     session = gateway.access.login(fields.get("token", ""))
     response = _back()
-    if session is None:
-        _flash(gateway, browser, "error", t("page.login_failed"))
-    else:
+    if session is not None:
+        limit.succeeded(client)
         response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", path="/")
+        return response
+    locked = limit.failed(client)
+    if locked:
+        get_logger().warning("login_locked", client=client, failures=limit.max_failures, window=f"{limit.window:g}",
+                             seconds=locked)
+    _flash(gateway, browser, "error", _locked_out(gateway, locked) if locked else t("page.login_failed"))
     return response
 
 

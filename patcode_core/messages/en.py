@@ -475,5 +475,8 @@ MESSAGES: dict[str, str] = {
     "config.reason.state_prefix": "must be a name without spaces (default patcode)",
     "error.circuit_open_shared": "'{provider}' ({model}) has its circuit open in another PatCode instance: skipped, nothing sent; next try in {seconds}s",
     "config.no_redis": "LLM_STATE_URL needs the Redis client, the redis package (patcode-core's 'redis' extra)",
+    # -- page login limit --
+    "page.login_locked": "Too many failed sign-ins from this address ({failures} within {window} s): any token is refused, the right one too. Wait {seconds} s and try again with the value of PATCODE_SERVER_TOKEN.",
+    "log.login_locked": "Too many wrong tokens at the page from {client} ({failures} within {window} s): its sign-ins are refused for {seconds} s",
     "log.history_rows_held_server": "The history database {url} is not answering ({reason}): {rows} row(s) waiting, to be written in order as soon as it answers (up to {limit} are kept). PatCode keeps answering; check that PostgreSQL is running and accepts the LLM_STATS_STORE URL",
 }

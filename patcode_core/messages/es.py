@@ -475,5 +475,8 @@ MESSAGES: dict[str, str] = {
     "config.reason.state_prefix": "debe ser un nombre sin espacios (por defecto patcode)",
     "error.circuit_open_shared": "'{provider}' ({model}) tiene el circuito abierto en otra instancia de PatCode: se salta sin enviar nada; próximo intento en {seconds}s",
     "config.no_redis": "LLM_STATE_URL necesita el cliente de Redis, el paquete redis (extra 'redis' de patcode-core)",
+    # -- page login limit --
+    "page.login_locked": "Demasiados intentos fallidos de entrar desde esta dirección ({failures} en {window} s): se rechaza cualquier token, también el correcto. Espera {seconds} s y vuelve a probar con el valor de PATCODE_SERVER_TOKEN.",
+    "log.login_locked": "Demasiados tokens incorrectos en la página desde {client} ({failures} en {window} s): se rechazan sus intentos de entrar durante {seconds} s",
     "log.history_rows_held_server": "La base de historial {url} no responde ({reason}): {rows} registro(s) en espera, que se guardarán en orden en cuanto responda (se guardan hasta {limit}). PatCode sigue respondiendo; comprueba que PostgreSQL está en marcha y acepta la URL de LLM_STATS_STORE",
 }
