@@ -203,3 +203,24 @@ def test_patcode_serve_keeps_answering_while_its_postgresql_is_frozen(
     finally:
         gateway.stop()
     assert "Traceback" not in gateway.output()
+
+
+def test_the_page_of_a_gateway_whose_postgresql_is_gone_says_so_and_still_shows_the_providers(
+    server: PostgresServer, provider_server: FakeProviderServer, tmp_path: Path
+) -> None:
+    env = loopback_provider_env(openai=provider_server.url, LLM_FALLBACK_ORDER="openai",
+                                LLM_STATS_STORE=server.create_database(), LLM_HEDGE="off")
+    gateway = GatewayProcess(tmp_path / "instance", env=env, lang="en").start()
+    try:
+        server.stop()
+        with httpx.Client(timeout=60) as http:
+            page = http.get(f"{gateway.url}/")
+            answer = http.post(f"{gateway.url}/v1/chat/completions",
+                               json={"model": "auto", "messages": [{"role": "user", "content": "hola"}]})
+    finally:
+        gateway.stop()
+    assert page.status_code == 200 and 'data-provider="openai"' in page.text  # the page, not an error document
+    assert "Cannot read the history at" in page.text and "Check that the PostgreSQL server is running" in page.text
+    assert server.password not in page.text
+    assert answer.status_code == 200
+    assert "Traceback" not in gateway.output()

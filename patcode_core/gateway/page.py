@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from patcode_core import __version__
 from patcode_core.accounting import series
+from patcode_core.errors import PatCodeError
 from patcode_core.gateway import charts
 from patcode_core.i18n import current_language, t
 from patcode_core.routing.breaker import CircuitState
@@ -234,11 +236,8 @@ def _recent(rows: Sequence[dict[str, Any]], with_content: bool) -> str:
     return f'<table id="recent"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _cache(gateway: Gateway, csrf: str) -> str:
-    from patcode_core.accounting.history import cache_summary
-
+def _cache(gateway: Gateway, csrf: str, rows: Sequence[Any]) -> str:
     usage = gateway.manager.usage
-    rows = cache_summary(usage.store)
     enabled = ", ".join(sorted(usage.cache_for))
     state = t("page.cache_on", providers=enabled) if enabled else t("page.cache_off")
     lines = "".join(
@@ -255,17 +254,37 @@ def _cache(gateway: Gateway, csrf: str) -> str:
     )
 
 
+@dataclass
+class _History:
+    """What the page shows from the history (empty when it cannot be read)."""
+
+    usage: Sequence[series.ModelUsage] = ()
+    buckets: Sequence[series.Bucket] = ()
+    latest: Sequence[dict[str, Any]] = ()
+    cache: Sequence[Any] = ()
+
+
+def _history(gateway: Gateway, since: float) -> _History:
+    """Every figure the page reads from the store (blocking: run it in a thread)."""
+    from patcode_core.accounting.history import cache_summary
+
+    usage = gateway.manager.usage
+    store = usage.store
+    return _History(series.by_model(store, since), series.over_time(store, since),
+                    series.recent(store, 30, usage.log_content), cache_summary(store))
+
+
 async def main_page(gateway: Gateway, period: str, csrf: str, flash: tuple[str, str] | None) -> str:
     """The whole page for one period (``1h``, ``24h``, ``7d``, ``30d``, ``all``)."""
     import asyncio
 
     manager = gateway.manager
     rows = await manager.providers_status()
-    since = series.since_of(period)
-    store = manager.usage.store
-    usage, buckets, latest = await asyncio.to_thread(
-        lambda: (series.by_model(store, since), series.over_time(store, since), series.recent(store, 30, manager.usage.log_content))
-    )
+    try:  # off the event loop: the history may live on a server that is slow or gone
+        history = await asyncio.to_thread(_history, gateway, series.since_of(period))
+    except PatCodeError as exc:
+        history, flash = _History(), flash or ("error", manager.scrub(str(exc)))
+    usage, buckets, latest = history.usage, history.buckets, history.latest
     notice = f'<p id="flash" class="{flash[0]}">{text(flash[1])}</p>' if flash else ""
     return _document("PatCode", (
         f"{notice}<section><h2>{escape(t('page.providers_title'))}</h2>{_providers(gateway, rows, csrf)}"
@@ -274,5 +293,5 @@ async def main_page(gateway: Gateway, period: str, csrf: str, flash: tuple[str, 
         f"<section id=\"stats\"><h2>{escape(t('page.stats_title'))}</h2>{_period(period)}{_spread(gateway, usage)}"
         f"{_usage(usage)}{_charts(buckets)}</section>"
         f"<section><h2>{escape(t('page.recent_title'))}</h2>{_recent(latest, manager.usage.log_content)}</section>"
-        f"{_cache(gateway, csrf)}"
+        f"{_cache(gateway, csrf, history.cache)}"
     ))

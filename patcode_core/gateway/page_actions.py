@@ -8,6 +8,7 @@ what happened.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
@@ -196,7 +197,7 @@ async def clear_cache(request: Request) -> Response:
     except ApiError as error:
         return _refused(error)
     try:
-        count = gateway.manager.usage.store.clear_cache()
+        count = await asyncio.to_thread(gateway.manager.usage.store.clear_cache)  # a server may be slow
         _flash(gateway, browser, "ok", t("page.cache_cleared", count=count))
     except PatCodeError as exc:
         _flash(gateway, browser, "error", str(exc))
