@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -111,3 +112,14 @@ def provider_prefixes() -> tuple[str, ...]:
         if prefix:
             prefixes.add(prefix.upper())
     return tuple(sorted(prefixes))
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Poll ``condition`` every 20 ms until it holds or ``seconds`` pass; whether it held (a background thread's
+    work, such as a writer catching up after its server came back, takes as long as a loaded machine makes it)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from fakes.server_process import FakeProviderServer
-from helpers import FakeProvider, manager_with
+from helpers import FakeProvider, manager_with, wait_until
 from postgres_server import PostgresServer, free_port, postgres_server, postgres_url  # noqa: F401
 
 from patcode_core.accounting import series, store_postgres
@@ -314,7 +314,8 @@ async def test_a_server_stopped_mid_run_fails_no_request_and_its_rows_are_writte
         for index in range(10):
             await manager.complete(f"después {index}")
         store.flush()
-        assert store.held == 0 and store.lost == 0
+        assert wait_until(lambda: store.held == 0) and store.lost == 0
+        store.flush()
         # in the order they were recorded: the held rows before the ones recorded after the server came back
         moments = [row[0] for row in store.query("SELECT at FROM attempts ORDER BY id")]
         assert len(moments) == 32 and moments == sorted(moments)
