@@ -19,6 +19,7 @@ from redis_server import PATIENT_TIMEOUT, RedisServer, redis_server, redis_url  
 
 from patcode_core.i18n import t
 from patcode_core.state import CLOSED, HALF_OPEN, OPEN, SharedState
+from patcode_core.state.base import ADMITTED
 
 KEY_SENTINEL = "gsk-SENTINELkey0123456789abcdef"
 PROMPT_SENTINEL = "PROMPT-SENTINEL-do-not-store"
@@ -27,6 +28,17 @@ PROMPT_SENTINEL = "PROMPT-SENTINEL-do-not-store"
 def since(started: float, seconds: float) -> float:
     """The least that may be left of ``seconds`` that began at ``started`` (10 ms of clock rounding allowed)."""
     return seconds - (time.monotonic() - started) - 0.01
+
+
+async def rpm_wait(state: SharedState, provider: str, rpm: int) -> float:
+    """Take one send from ``provider``'s budget through the admission: 0 when taken, else the seconds to wait."""
+    return (await state.admit(provider, "any", rpm)).wait
+
+
+async def blocked(state: SharedState, provider: str, model: str) -> float:
+    """Seconds left of a quota block on ``provider``/``model``, as the admission sees it (0: not blocked)."""
+    admission = await state.admit(provider, model, 0)
+    return admission.wait if admission.verdict == "blocked" else 0.0
 
 
 @pytest.fixture
@@ -40,9 +52,9 @@ async def pair(redis_url: str) -> AsyncIterator[tuple[SharedState, SharedState]]
 async def every_method(state: SharedState) -> dict[str, object]:
     """Call each method once; what each answered."""
     return {
-        "take_rpm": await state.take_rpm("acme", 100),
+        "admit": await state.admit("acme", "m0", 100),
         "block": await state.block("acme", "m1", 30),
-        "blocked_for": await state.blocked_for("acme", "m1"),
+        "blocked": await blocked(state, "acme", "m1"),
         "open_circuit": await state.open_circuit("acme", "m2", 30, f"authentication: 401 bad key {KEY_SENTINEL}"),
         "circuit": await state.circuit("acme", "m2"),
         "claim_probe": await state.claim_probe("acme", "m2", 30),
@@ -60,50 +72,50 @@ async def every_method(state: SharedState) -> dict[str, object]:
 async def test_rpm_budget_is_one_across_instances(pair: tuple[SharedState, SharedState]) -> None:
     a, b = pair
     started = time.monotonic()
-    waits = [await (a if i % 2 else b).take_rpm("acme", 5) for i in range(8)]
+    waits = [await rpm_wait((a if i % 2 else b), "acme", 5) for i in range(8)]
     assert waits[:5] == [0.0] * 5
     for wait in waits[5:]:  # the first send frees its place 60 s after it was taken
         assert 60 - (time.monotonic() - started) - 1 < wait <= 60
     # Taken at once from both instances: exactly the budget fits, never more (the script is atomic).
-    results = await asyncio.gather(*((a if i % 2 else b).take_rpm("burst", 10) for i in range(30)))
+    results = await asyncio.gather(*(rpm_wait(a if i % 2 else b, "burst", 10) for i in range(30)))
     assert results.count(0.0) == 10
-    assert await a.take_rpm("unlimited", 0) == 0.0
+    assert await rpm_wait(a, "unlimited", 0) == 0.0
 
 
 async def test_rpm_wait_is_right_and_the_place_frees(redis_url: str) -> None:
     a, b = (SharedState(redis_url, "pt", window=1.0, timeout=PATIENT_TIMEOUT),
             SharedState(redis_url, "pt", window=1.0, timeout=PATIENT_TIMEOUT))
     before = time.monotonic()
-    assert await a.take_rpm("acme", 3) == 0.0
+    assert await rpm_wait(a, "acme", 3) == 0.0
     after = time.monotonic()
     await asyncio.sleep(0.5)
-    assert [await b.take_rpm("acme", 3), await a.take_rpm("acme", 3)] == [0.0, 0.0]
+    assert [await rpm_wait(b, "acme", 3), await rpm_wait(a, "acme", 3)] == [0.0, 0.0]
     asked = time.monotonic()
-    wait = await b.take_rpm("acme", 3)
+    wait = await rpm_wait(b, "acme", 3)
     answered = time.monotonic()
     # Until the first send is a window old; it was taken between `before` and `after` (bounds, not a guess at
     # how long a loaded machine took).
     assert before + 1.0 - answered - 0.01 <= wait <= after + 1.0 - asked + 0.01
     await asyncio.sleep(wait + 0.02)
-    assert await b.take_rpm("acme", 3) == 0.0
-    assert await a.take_rpm("acme", 3) > 0  # the other two are still in the window
+    assert await rpm_wait(b, "acme", 3) == 0.0
+    assert await rpm_wait(a, "acme", 3) > 0  # the other two are still in the window
     # The budget shrinks: the wait is until enough old sends leave, not just the oldest.
-    assert await a.take_rpm("acme", 1) > 0.5
+    assert await rpm_wait(a, "acme", 1) > 0.5
     await a.aclose()
     await b.aclose()
 
 
 async def test_quota_block_seen_by_the_other_instance(pair: tuple[SharedState, SharedState]) -> None:
     a, b = pair
-    assert await b.blocked_for("acme", "m") == 0.0
+    assert await blocked(b, "acme", "m") == 0.0
     started = time.monotonic()
     await a.block("acme", "m", 1.0)
-    assert since(started, 1.0) <= await b.blocked_for("acme", "m") <= 1.0
+    assert since(started, 1.0) <= await blocked(b, "acme", "m") <= 1.0
     await b.block("acme", "m", 0.1)  # a shorter block never shortens a longer one
-    assert since(started, 1.0) <= await a.blocked_for("acme", "m")
-    assert await a.blocked_for("acme", "other") == 0.0
+    assert since(started, 1.0) <= await blocked(a, "acme", "m")
+    assert await blocked(a, "acme", "other") == 0.0
     await asyncio.sleep(started + 1.05 - time.monotonic())
-    assert await b.blocked_for("acme", "m") == 0.0
+    assert await blocked(b, "acme", "m") == 0.0
 
 
 async def test_circuit_and_one_probe_across_instances(pair: tuple[SharedState, SharedState]) -> None:
@@ -190,7 +202,7 @@ async def test_password_never_shown(redis_server: RedisServer, capsys: pytest.Ca
     query = SharedState(f"redis://127.0.0.1:{redis_server.port}/0?password={redis_server.password}", "pt")
     assert redis_server.password not in repr(query)
     wrong = SharedState(redis_server.url(password="wrong-password-123"), "pt")
-    assert await wrong.take_rpm("acme", 1) == 0.0  # refused by the server: the local state answers
+    assert await rpm_wait(wrong, "acme", 1) == 0.0  # refused by the server: the local state answers
     assert "wrong-password-123" not in capsys.readouterr().err
     with pytest.raises(ValueError):
         SharedState("http://127.0.0.1:1/", "pt")
@@ -220,8 +232,8 @@ async def test_redis_stopped_then_restarted(capsys: pytest.CaptureFixture[str]) 
         assert answers["circuit"].state == OPEN and answers["cache_get"] == '{"text": "hola"}'
         assert answers["latencies"] == [0.25, 0.25, 0.25] and answers["next_turn"] == 3
         assert answers["in_flight_counts"] == {"acme": 3}
-        assert [await a.take_rpm("solo", 2) for _ in range(3)][:2] == [0.0, 0.0]  # a local window, same rule
-        assert await a.take_rpm("solo", 2) > 50
+        assert [await rpm_wait(a, "solo", 2) for _ in range(3)][:2] == [0.0, 0.0]  # a local window, same rule
+        assert await rpm_wait(a, "solo", 2) > 50
         assert await b.circuit("zeta", "m") == (CLOSED, 0.0)  # b knows nothing of a's local state
         err = capsys.readouterr().err
         warnings = warnings_in(err)
@@ -232,8 +244,8 @@ async def test_redis_stopped_then_restarted(capsys: pytest.CaptureFixture[str]) 
         server.start()  # same port, empty server
         deadline = time.monotonic() + 5
         while not (a.shared and b.shared) and time.monotonic() < deadline:
-            await a.blocked_for("acme", "m")
-            await b.blocked_for("acme", "m")
+            await blocked(a, "acme", "m")
+            await blocked(b, "acme", "m")
             await asyncio.sleep(0.05)
         assert a.shared and b.shared
         await a.open_circuit("acme", "again", 30, "timeout")
@@ -258,12 +270,12 @@ async def test_frozen_redis_is_a_timeout_not_a_hang(capsys: pytest.CaptureFixtur
         started = time.monotonic()
         answers = await every_method(state)
         assert time.monotonic() - started < 1.5  # one timeout (0.2 s per step), then no more network waits
-        assert answers["take_rpm"] == 0.0 and answers["next_turn"] == 1  # the local counter starts anew
+        assert answers["admit"] == ADMITTED and answers["next_turn"] == 1  # the local counter starts anew
         assert len(warnings_in(capsys.readouterr().err)) == 1
         server.resume()
         deadline = time.monotonic() + 5
         while not state.shared and time.monotonic() < deadline:
-            await state.blocked_for("acme", "m")
+            await blocked(state, "acme", "m")
             await asyncio.sleep(0.05)
         assert state.shared
         assert await state.next_turn("rr") == 2  # the shared counter was kept

@@ -6,24 +6,6 @@ window and one cooldown. Times are microseconds (the window) or milliseconds (ev
 
 from __future__ import annotations
 
-# KEYS[1] the sorted set of send times (µs); ARGV: rpm, window (µs), a member unique to this send.
-# Takes one place if it fits (returns 0), else returns the µs until the place that frees one more.
-TAKE_RPM = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local rpm = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-if count < rpm then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
-  return 0
-end
-local oldest = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
-return math.max(1000, tonumber(oldest[2]) + window - now)
-"""
-
 # KEYS[1] the block; ARGV: its length (ms). The later end wins: a shorter block never shortens a longer one.
 BLOCK = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -128,7 +110,6 @@ return 0
 ALL = {
     "claim_probe": CLAIM_PROBE,
     "admit": ADMIT,
-    "take_rpm": TAKE_RPM,
     "block": BLOCK,
     "open_circuit": OPEN_CIRCUIT,
     "circuit": CIRCUIT,

@@ -274,27 +274,6 @@ class SharedState:
 
         return await self._run(remote, lambda: self.local.admit(provider, model, rpm))
 
-    # -- requests per minute -----------------------------------------------------------------------------------
-
-    async def take_rpm(self, provider: str, rpm: int) -> float:
-        """Take one send from ``provider``'s budget of ``rpm`` per minute across every instance.
-
-        :return: 0 when it was taken (the request may go), else the seconds until one fits (nothing taken).
-          ``rpm`` 0 or less is no limit. One round trip (a script); none for no limit.
-        """
-        if rpm <= 0:
-            return 0.0
-        member = f"{self.instance}:{next(self._sends)}"
-
-        async def remote(client: Any) -> float:
-            waited = await self._script(client, "take_rpm", [self.key("rpm", provider)],
-                                        [int(rpm), int(self.window * 1_000_000), member])
-            if not waited:
-                await self.local.take_rpm(provider, rpm)  # remembered here too, for an outage
-            return int(waited) / 1_000_000
-
-        return await self._run(remote, lambda: self.local.take_rpm(provider, rpm))
-
     # -- quota blocks ------------------------------------------------------------------------------------------
 
     async def block(self, provider: str, model: str, seconds: float) -> None:
@@ -311,15 +290,6 @@ class SharedState:
             await self._script(client, "block", [self.key("block", provider, model)], [_ms(seconds)])
 
         await self._run(remote, _nothing)
-
-    async def blocked_for(self, provider: str, model: str) -> float:
-        """Seconds left of a block on ``provider``/``model`` (0: not blocked). One round trip (``PTTL``)."""
-
-        async def remote(client: Any) -> float:
-            left = await client.pttl(self.key("block", provider, model))
-            return max(0, int(left)) / 1000
-
-        return await self._run(remote, lambda: self.local.blocked_for(provider, model))
 
     # -- circuits ----------------------------------------------------------------------------------------------
 
