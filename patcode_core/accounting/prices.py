@@ -16,6 +16,9 @@ from collections.abc import Mapping
 
 from patcode_core.types import ANY_MODEL, Price, Usage
 
+#: Prices a :class:`PriceBook` remembers, by provider and model (past it, further models are looked up each time).
+FOUND_KEPT = 1024
+
 
 def parse_price_overrides(text: str) -> dict[tuple[str, str], Price]:
     """``LLM_PRICES`` as ``{(provider, model): Price}``.
@@ -61,6 +64,9 @@ class PriceBook:
     ) -> None:
         self._published = {provider: dict(table) for provider, table in published.items()}
         self._overrides = dict(overrides or {})
+        # Both tables are private copies that never change, so each answer is looked up once: pricing
+        # every answer by pattern (sorting and matching the table) cost ~4 µs a call.
+        self._found: dict[tuple[str, str], Price | None] = {}
 
     def price(self, provider: str, model: str) -> Price | None:
         """The price of ``model`` at ``provider``, or ``None`` when nobody said.
@@ -70,8 +76,16 @@ class PriceBook:
         (``claude-sonnet-4*`` for ``claude-sonnet-4-20250514``: shell-style,
         the longest pattern first), then ``*``.
         """
+        key = (provider, model)
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
         overrides = {name: price for (owner, name), price in self._overrides.items() if owner == provider}
-        return _match(overrides, model) or _match(self._published.get(provider, {}), model)
+        found = _match(overrides, model) or _match(self._published.get(provider, {}), model)
+        if len(self._found) < FOUND_KEPT:  # the models a server answers with could be unbounded
+            self._found[key] = found
+        return found
 
     def cost(self, provider: str, model: str, usage: Usage) -> float | None:
         """USD for one answer, or ``None`` when the price or the token counts are unknown."""
