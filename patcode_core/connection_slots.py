@@ -47,7 +47,9 @@ class ConnectionSlots:
     async def acquire(self) -> int:
         """Wait for a slot; returns the client index it comes with, also set for this task (:data:`CURRENT_SHARD`)."""
         await self._free.acquire()
-        index = next(i for i, busy in enumerate(self._busy) if busy < PER_SHARD)
+        index = 0
+        while self._busy[index] >= PER_SHARD:  # the semaphore leaves one free: the lowest wins (fill first)
+            index += 1
         self._busy[index] += 1
         CURRENT_SHARD.set(index)
         if self.on_change is not None:

@@ -501,7 +501,8 @@ class LLMManager:
         With fallback off, the first error is raised as it is; with it on,
         :class:`AllProvidersFailedError` lists every provider's failure.
         """
-        turn, busy = await self._shared_view(provider, model)
+        # Without shared state there is nothing to ask the other instances: no coroutine to run for it.
+        turn, busy = (None, None) if self.shared is None else await self._shared_view(provider, model)
         route, make_request, use_fallback = self._plan(prompt, provider, model, temperature, max_tokens, fallback, conversation,
                                                        turn, busy)
         result = await self._router.run(route, make_request, use_fallback)

@@ -137,6 +137,8 @@ class QuotaTracker:
         names = self.headers
         requests_left = _int_header(headers, names.requests_remaining)
         tokens_left = _int_header(headers, names.tokens_remaining)
+        if requests_left is None and tokens_left is None and status != 429:
+            return  # nothing to learn (a local server sends no counts): the reset alone is never used
         tokens_reset = names.seconds_until(headers.get(names.tokens_reset))
         if requests_left is not None or tokens_left is not None:
             self._remaining[model] = (requests_left, tokens_left, now + (tokens_reset or 0.0))
