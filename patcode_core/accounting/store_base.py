@@ -224,22 +224,32 @@ class QueuedStore:
                 self._pending -= len(batch)
                 self._idle.notify_all()
 
-    def _insert_or_hold(self, batch: Sequence[tuple[str, Any]]) -> bool:
+    def _store(self, batch: Sequence[tuple[str, Any]]) -> BaseException | None:
+        """Insert one batch in one transaction; when a row is refused, the others one by one (that row is lost).
+
+        :return: the error that fails the whole batch (one of :attr:`batch_errors`), else ``None``.
+        """
         try:
             self._insert(batch)
         except self.batch_errors as exc:  # the database (full, locked, gone): every row would fail alike
-            if not self.holds_rows:
-                self._failed(len(batch), exc)
-                return True
-            self._hold(batch, exc)
-            return False
+            return exc
         except Exception:  # a row the database refuses (a number too large): store the others
             for item in batch:
                 try:
                     self._insert((item,))
                 except Exception as exc:  # counted and reported, never raised in the writer
                     self._failed(1, exc)
-        return True
+        return None
+
+    def _insert_or_hold(self, batch: Sequence[tuple[str, Any]]) -> bool:
+        exc = self._store(batch)
+        if exc is None:
+            return True
+        if not self.holds_rows:
+            self._failed(len(batch), exc)
+            return True
+        self._hold(batch, exc)
+        return False
 
     def _hold(self, batch: Sequence[tuple[str, Any]], exc: BaseException | None) -> None:
         """Keep rows to write later (the oldest beyond :data:`HELD_MAX` are counted as lost)."""
@@ -258,18 +268,11 @@ class QueuedStore:
         while self._held:
             with self._idle:
                 batch = list(itertools.islice(self._held, BATCH))
-            try:
-                self._insert(batch)
-            except self.batch_errors as exc:
+            exc = self._store(batch)
+            if exc is not None:
                 with self._idle:
                     self._error = self._describe(exc)
                 return False
-            except Exception:  # a row the database refuses: the others are stored, it is lost
-                for item in batch:
-                    try:
-                        self._insert((item,))
-                    except Exception as exc:
-                        self._failed(1, exc)
             with self._idle:
                 for _ in batch:
                     self._held.popleft()
