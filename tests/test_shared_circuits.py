@@ -36,9 +36,14 @@ class Down(FakeProvider):
 
 
 @pytest.fixture
-def shared(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+def on_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    """Managers made in the test share the private Redis, patient enough to count what is shared exactly."""
     monkeypatch.setenv("LLM_STATE_URL", redis_url)
     monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch, on_redis: None) -> None:
     monkeypatch.setenv("LLM_BREAKER_THRESHOLD", "1")
     monkeypatch.setenv("LLM_MAX_RETRIES", "0")
     monkeypatch.setenv("LLM_HEDGE", "off")
@@ -68,9 +73,7 @@ async def test_a_circuit_opened_here_is_skipped_there_without_a_request(shared: 
         await manager.aclose()
 
 
-async def test_round_robin_turns_are_shared_by_instances(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
-    monkeypatch.setenv("LLM_STATE_URL", redis_url)
-    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
+async def test_round_robin_turns_are_shared_by_instances(monkeypatch: pytest.MonkeyPatch, on_redis: None) -> None:
     monkeypatch.setenv("LLM_ROUTING", "round-robin")
     managers = [manager_with(FakeProvider("a", priority=1), FakeProvider("b", priority=2)) for _ in range(2)]
     answers = [(await managers[call % 2].complete("hola")).provider for call in range(10)]
@@ -80,12 +83,10 @@ async def test_round_robin_turns_are_shared_by_instances(monkeypatch: pytest.Mon
 
 
 async def test_stream_timings_learned_by_one_instance_are_learned_by_another(
-    monkeypatch: pytest.MonkeyPatch, redis_url: str
+    monkeypatch: pytest.MonkeyPatch, on_redis: None
 ) -> None:
     from patcode_core.routing.learned_limits import MIN_SAMPLES
 
-    monkeypatch.setenv("LLM_STATE_URL", redis_url)
-    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_HEDGE", "off")
     monkeypatch.setenv("LLM_STATS_STORE", "off")  # no history file shared through the disk: only Redis
     teacher, learner = (manager_with(FakeProvider("a")) for _ in range(2))
@@ -103,10 +104,8 @@ async def test_stream_timings_learned_by_one_instance_are_learned_by_another(
 
 
 async def test_least_busy_counts_the_requests_in_flight_on_every_instance(
-    monkeypatch: pytest.MonkeyPatch, redis_url: str
+    monkeypatch: pytest.MonkeyPatch, on_redis: None
 ) -> None:
-    monkeypatch.setenv("LLM_STATE_URL", redis_url)
-    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_ROUTING", "least-busy")
     slow = FakeProvider("a", priority=1)
     slow.delay = 1.0
@@ -120,11 +119,9 @@ async def test_least_busy_counts_the_requests_in_flight_on_every_instance(
         await manager.aclose()
 
 
-async def test_weighted_shares_hold_across_instances(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+async def test_weighted_shares_hold_across_instances(monkeypatch: pytest.MonkeyPatch, on_redis: None) -> None:
     from collections import Counter
 
-    monkeypatch.setenv("LLM_STATE_URL", redis_url)
-    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_ROUTING", "weighted")
     monkeypatch.setenv("LLM_WEIGHTS", "a=3,b=1")
     managers = [manager_with(FakeProvider("a", priority=1), FakeProvider("b", priority=2)) for _ in range(2)]
@@ -135,12 +132,10 @@ async def test_weighted_shares_hold_across_instances(monkeypatch: pytest.MonkeyP
 
 
 async def test_the_shared_cache_keeps_what_the_local_cache_keeps_and_nothing_else(
-    monkeypatch: pytest.MonkeyPatch, redis_url: str
+    monkeypatch: pytest.MonkeyPatch, on_redis: None
 ) -> None:
     from patcode_core.types import ProviderReply, Usage
 
-    monkeypatch.setenv("LLM_STATE_URL", redis_url)
-    monkeypatch.setenv("LLM_STATE_TIMEOUT", str(PATIENT_TIMEOUT))
     monkeypatch.setenv("LLM_CACHE", "true")
     monkeypatch.setenv("LLM_STATS_STORE", "off")  # no cache shared through the disk: only Redis
     providers = [FakeProvider("a"), FakeProvider("a")]
